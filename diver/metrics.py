@@ -24,9 +24,7 @@ Run = Mapping[str, Mapping[str, float]]
 
 def metric_names(cutoffs: Sequence[int] = CUTOFFS) -> list[str]:
     """The reported metric names, in display order."""
-    return (
-        [f"nDCG@{k}" for k in cutoffs] + [f"Recall@{k}" for k in cutoffs] + [f"MAP@{MAP_CUTOFF}", "MRR"]
-    )
+    return [f"nDCG@{k}" for k in cutoffs] + [f"Recall@{k}" for k in cutoffs] + [f"MAP@{MAP_CUTOFF}", "MRR"]
 
 
 @dataclass
@@ -49,7 +47,11 @@ def evaluate_run(qrels: Qrels, run: Run, cutoffs: Sequence[int] = CUTOFFS) -> Me
     a query without relevant documents is skipped and listed in ``skipped_no_relevant``.
     """
     pytrec_eval = require("pytrec_eval", "eval", "Computing retrieval metrics")
-    judged = {q: {d: int(r) for d, r in docs.items()} for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
+    judged = {
+        q: {d: int(r) for d, r in docs.items()}
+        for q, docs in qrels.items()
+        if any(r > 0 for r in docs.values())
+    }
     skipped = sorted(q for q in qrels if q not in judged)
     names = metric_names(cutoffs)
     if not judged:

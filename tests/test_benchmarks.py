@@ -25,14 +25,25 @@ from diver.benchmarks.theoremqa import theorem_id
 from diver.errors import ConfigError, InputError
 
 COUNTS = {
-    "biology": 103, "earth_science": 116, "economics": 103, "psychology": 101, "robotics": 101,
-    "stackoverflow": 117, "sustainable_living": 108, "leetcode": 142, "pony": 112, "aops": 111,
-    "theoremqa_questions": 194, "theoremqa_theorems": 76,
+    "biology": 103,
+    "earth_science": 116,
+    "economics": 103,
+    "psychology": 101,
+    "robotics": 101,
+    "stackoverflow": 117,
+    "sustainable_living": 108,
+    "leetcode": 142,
+    "pony": 112,
+    "aops": 111,
+    "theoremqa_questions": 194,
+    "theoremqa_theorems": 76,
 }
 
 
 def topics(domain: str) -> list[dict[str, Any]]:
-    path = find_data_root() / "bright" / "topics" / f"topics.bright-{domain.replace('_', '-')}-original.jsonl.gz"
+    path = (
+        find_data_root() / "bright" / "topics" / f"topics.bright-{domain.replace('_', '-')}-original.jsonl.gz"
+    )
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]
 
@@ -56,7 +67,9 @@ def test_theorems_offline_counts_and_labels() -> None:
 
 def test_theorems_offline_relevance_follows_the_theoremqa_problem() -> None:
     bench = build_offline(THEOREMS)
-    problems = {p["id"]: p for p in json.loads((find_data_root() / "theoremqa" / "theoremqa_test.json").read_text())}
+    problems = {
+        p["id"]: p for p in json.loads((find_data_root() / "theoremqa" / "theoremqa_test.json").read_text())
+    }
     names = json.loads((find_data_root() / "theoremqa" / "all_theorems.json").read_text())
     by_lower = {n.lower(): n for n in names}
     for qid, rel in bench.qrels.items():
@@ -80,7 +93,9 @@ def test_questions_offline_counts_exclusions_and_labels() -> None:
     assert doc.text.endswith("\nAnswer: 11760")
 
 
-@pytest.mark.parametrize("name,domain", [(THEOREMS, "theoremqa_theorems"), (QUESTIONS, "theoremqa_questions")])
+@pytest.mark.parametrize(
+    "name,domain", [(THEOREMS, "theoremqa_theorems"), (QUESTIONS, "theoremqa_questions")]
+)
 def test_offline_query_text_is_the_query_field_never_reasoning(name: str, domain: str) -> None:
     bench = build_offline(name)
     for row in topics(domain):
@@ -138,10 +153,24 @@ def test_unknown_domain_is_refused() -> None:
 # ------------------------------------------------------------------ local folder and hub
 
 EXAMPLES = [
-    {"id": "0", "query": "why do moths fly to lamps", "reasoning": "LEAK-R", "gold_answer": "LEAK-A",
-     "gold_ids": ["moth/a_0.txt", "moth/a_1.txt"], "gold_ids_long": ["moth/a.txt"], "excluded_ids": ["N/A"]},
-    {"id": "1", "query": "how do plants sense gravity", "reasoning": "LEAK-R", "gold_answer": "LEAK-A",
-     "gold_ids": ["plant/g_0.txt"], "gold_ids_long": ["plant/g.txt"], "excluded_ids": ["moth/a_0.txt"]},
+    {
+        "id": "0",
+        "query": "why do moths fly to lamps",
+        "reasoning": "LEAK-R",
+        "gold_answer": "LEAK-A",
+        "gold_ids": ["moth/a_0.txt", "moth/a_1.txt"],
+        "gold_ids_long": ["moth/a.txt"],
+        "excluded_ids": ["N/A"],
+    },
+    {
+        "id": "1",
+        "query": "how do plants sense gravity",
+        "reasoning": "LEAK-R",
+        "gold_answer": "LEAK-A",
+        "gold_ids": ["plant/g_0.txt"],
+        "gold_ids_long": ["plant/g.txt"],
+        "excluded_ids": ["moth/a_0.txt"],
+    },
 ]
 DOCS = [
     {"id": "moth/a_0.txt", "content": "Moths navigate by the moon."},
@@ -153,7 +182,10 @@ LONG_DOCS = [
     {"id": "moth/a.txt", "content": "Moths navigate by the moon. Artificial light confuses moths."},
     {"id": "plant/g.txt", "content": "Statoliths in root cells sense gravity."},
 ]
-REASON = [{**EXAMPLES[0], "query": "GPT4 reasoning about moths"}, {**EXAMPLES[1], "query": "GPT4 about plants"}]
+REASON = [
+    {**EXAMPLES[0], "query": "GPT4 reasoning about moths"},
+    {**EXAMPLES[1], "query": "GPT4 about plants"},
+]
 
 
 def test_hub_loader_with_only_load_dataset_mocked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,7 +203,11 @@ def test_hub_loader_with_only_load_dataset_mocked(monkeypatch: pytest.MonkeyPatc
     assert bench.qrels["0"] == {"moth/a_0.txt": 1, "moth/a_1.txt": 1}
     assert bench.excluded == {"0": set(), "1": {"moth/a_0.txt"}}
     docs = list(bench.corpus)
-    assert [d.id for d in docs] == ["moth/a_0.txt", "moth/a_1.txt", "plant/g_0.txt"]  # the empty one is skipped
+    assert [d.id for d in docs] == [
+        "moth/a_0.txt",
+        "moth/a_1.txt",
+        "plant/g_0.txt",
+    ]  # the empty one is skipped
     assert calls == [("xlangai/BRIGHT", "examples", "biology"), ("xlangai/BRIGHT", "documents", "biology")]
     assert "LEAK" not in json.dumps(bench.queries)
 
@@ -197,7 +233,9 @@ def test_local_folder_jsonl_and_parquet(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     (tmp_path / "documents").mkdir()
-    pq.write_table(pa.Table.from_pylist(DOCS), tmp_path / "documents" / "earth_science-00000-of-00001.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(DOCS), tmp_path / "documents" / "earth_science-00000-of-00001.parquet"
+    )
     bench = load_bright("earth_science", LocalSource(tmp_path))
     assert len(bench.queries) == 2 and bench.qrels["1"] == {"plant/g_0.txt": 1}
     assert len(list(bench.corpus)) == 3

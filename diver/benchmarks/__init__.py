@@ -15,7 +15,22 @@ from diver.benchmarks.model import NOT_COMPARABLE, Benchmark, Corpus, find_data_
 from diver.benchmarks.theoremqa import OFFLINE_BENCHMARKS, QUESTIONS, THEOREMS, build_offline
 
 __all__ = [
-    "DOMAINS", "NOT_COMPARABLE", "OFFLINE_BENCHMARKS", "QUESTIONS", "THEOREMS", "Benchmark", "Corpus", "HubSource",
-    "LocalSource", "VendoredSource", "build_offline", "find_data_root", "load_bright", "load_rewrites",
-    "load_vendored_queries", "normalize_domain", "parse_id_list", "parse_source",
+    "DOMAINS",
+    "NOT_COMPARABLE",
+    "OFFLINE_BENCHMARKS",
+    "QUESTIONS",
+    "THEOREMS",
+    "Benchmark",
+    "Corpus",
+    "HubSource",
+    "LocalSource",
+    "VendoredSource",
+    "build_offline",
+    "find_data_root",
+    "load_bright",
+    "load_rewrites",
+    "load_vendored_queries",
+    "normalize_domain",
+    "parse_id_list",
+    "parse_source",
 ]

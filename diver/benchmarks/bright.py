@@ -24,8 +24,18 @@ log = logging.getLogger(__name__)
 
 HF_DATASET = "xlangai/BRIGHT"
 DOMAINS: tuple[str, ...] = (
-    "biology", "earth_science", "economics", "psychology", "robotics", "stackoverflow", "sustainable_living",
-    "leetcode", "pony", "aops", "theoremqa_theorems", "theoremqa_questions",
+    "biology",
+    "earth_science",
+    "economics",
+    "psychology",
+    "robotics",
+    "stackoverflow",
+    "sustainable_living",
+    "leetcode",
+    "pony",
+    "aops",
+    "theoremqa_theorems",
+    "theoremqa_questions",
 )
 NO_LONG_DOCUMENTS = frozenset({"leetcode", "aops", "theoremqa_theorems", "theoremqa_questions"})
 QUERY_CONFIGS = ("examples", "gpt4_reason", "claude-3-opus_reason", "llama3-70b_reason")
@@ -45,7 +55,9 @@ def normalize_domain(name: str) -> str:
 def check_query_config(config: str) -> str:
     if config == "examples" or config.endswith("_reason"):
         return config
-    raise InputError(f"{config!r} is not a BRIGHT query config (examples or *_reason, e.g. {QUERY_CONFIGS[1]})")
+    raise InputError(
+        f"{config!r} is not a BRIGHT query config (examples or *_reason, e.g. {QUERY_CONFIGS[1]})"
+    )
 
 
 class BrightSource(Protocol):
@@ -110,8 +122,11 @@ class LocalSource:
             stem = path.name
             if not any(stem.endswith(s) for s in self.SUFFIXES):
                 continue
-            if any(stem == n + s or stem.startswith(n + "-0") or stem.startswith(n + ".") for n in names
-                   for s in self.SUFFIXES):
+            if any(
+                stem == n + s or stem.startswith(n + "-0") or stem.startswith(n + ".")
+                for n in names
+                for s in self.SUFFIXES
+            ):
                 found.append(path)
         return found
 
@@ -121,8 +136,10 @@ class LocalSource:
     def rows(self, config: str, domain: str) -> Iterator[Row]:
         files = self.files(config, domain)
         if not files:
-            raise InputError(f"no {config} file for {domain} under {self.root / config} "
-                             f"(expected {domain}.parquet, {domain}.jsonl or {domain}-00000-of-00001.parquet)")
+            raise InputError(
+                f"no {config} file for {domain} under {self.root / config} "
+                f"(expected {domain}.parquet, {domain}.jsonl or {domain}-00000-of-00001.parquet)"
+            )
         for path in files:
             yield from _read_table(path)
 
@@ -188,7 +205,9 @@ def parse_source(spec: str, data_root: Path | None = None) -> BrightSource:
     raise InputError(f"unknown BRIGHT source {spec!r}: use hf, hf:<dataset>, local:<folder> or vendored")
 
 
-def _query_rows(source: BrightSource, config: str, domain: str, data_root: Path | None) -> tuple[BrightSource, list[Row]]:
+def _query_rows(
+    source: BrightSource, config: str, domain: str, data_root: Path | None
+) -> tuple[BrightSource, list[Row]]:
     """Query rows from the source, falling back to the vendored copy for a local folder without them."""
     if not source.has(config, domain) and config == "examples":
         log.info("no examples for %s in %s: using the vendored query side", domain, source.label)
@@ -241,14 +260,23 @@ def load_bright(
         notes.append(f"query texts from BRIGHT config {query_config}")
     corpus_config = "long_documents" if long else "documents"
     corpus = (
-        Corpus(lambda: _documents(source, corpus_config, domain),
-               fingerprint=lambda: source.fingerprint(corpus_config, domain))
+        Corpus(
+            lambda: _documents(source, corpus_config, domain),
+            fingerprint=lambda: source.fingerprint(corpus_config, domain),
+        )
         if with_corpus
         else Corpus.of([])
     )
     return Benchmark(
-        name="bright", domain=domain, queries=queries, corpus=corpus, qrels=qrels, excluded=excluded,
-        comparable_to_bright=True, sources=sources, notes=notes,
+        name="bright",
+        domain=domain,
+        queries=queries,
+        corpus=corpus,
+        qrels=qrels,
+        excluded=excluded,
+        comparable_to_bright=True,
+        sources=sources,
+        notes=notes,
     )
 
 

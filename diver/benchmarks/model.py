@@ -36,8 +36,10 @@ def find_data_root(override: Path | str | None = None) -> Path:
         if (path / "bright").is_dir() or (path / "theoremqa").is_dir():
             return path
     tried = ", ".join(f"{p} ({how})" for how, p in candidates)
-    raise ConfigError(f"benchmark data folder not found (tried {tried}); set {DATA_ENV} to the folder "
-                      "that holds bright/ and theoremqa/")
+    raise ConfigError(
+        f"benchmark data folder not found (tried {tried}); set {DATA_ENV} to the folder "
+        "that holds bright/ and theoremqa/"
+    )
 
 
 def parse_id_list(value: Any) -> list[str]:
@@ -120,9 +122,14 @@ class Benchmark:
             return self
         keep = list(self.queries)[:n]
         return Benchmark(
-            name=self.name, domain=self.domain, queries={q: self.queries[q] for q in keep}, corpus=self.corpus,
-            qrels={q: self.qrels.get(q, {}) for q in keep}, excluded={q: self.excluded.get(q, set()) for q in keep},
-            comparable_to_bright=self.comparable_to_bright, sources=self.sources,
+            name=self.name,
+            domain=self.domain,
+            queries={q: self.queries[q] for q in keep},
+            corpus=self.corpus,
+            qrels={q: self.qrels.get(q, {}) for q in keep},
+            excluded={q: self.excluded.get(q, set()) for q in keep},
+            comparable_to_bright=self.comparable_to_bright,
+            sources=self.sources,
             notes=[*self.notes, f"limited to the first {n} of {len(self.queries)} queries"],
         )
 
@@ -130,10 +137,18 @@ class Benchmark:
         """Replace query texts by precomputed rewrites; every query must have one."""
         missing = [q for q in self.queries if q not in rewrites]
         if missing:
-            raise InputError(f"{origin}: no rewrite for {len(missing)} of {len(self.queries)} {self.domain} "
-                             f"queries (e.g. {missing[:3]})")
+            raise InputError(
+                f"{origin}: no rewrite for {len(missing)} of {len(self.queries)} {self.domain} "
+                f"queries (e.g. {missing[:3]})"
+            )
         return Benchmark(
-            name=self.name, domain=self.domain, queries={q: rewrites[q] for q in self.queries}, corpus=self.corpus,
-            qrels=self.qrels, excluded=self.excluded, comparable_to_bright=self.comparable_to_bright,
-            sources=self.sources, notes=[*self.notes, f"query texts replaced by rewrites from {origin}"],
+            name=self.name,
+            domain=self.domain,
+            queries={q: rewrites[q] for q in self.queries},
+            corpus=self.corpus,
+            qrels=self.qrels,
+            excluded=self.excluded,
+            comparable_to_bright=self.comparable_to_bright,
+            sources=self.sources,
+            notes=[*self.notes, f"query texts replaced by rewrites from {origin}"],
         )

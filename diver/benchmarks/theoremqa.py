@@ -55,7 +55,10 @@ def _bright_rows(data_root: Path, domain: str) -> tuple[list[dict[str, Any]], di
 def build_theorems(data_root: Path | None = None) -> Benchmark:
     """``theoremqa-theorems-offline``: 76 queries, 354 theorems, one relevant theorem per query."""
     root = find_data_root(data_root)
-    theorems_path, problems_path = root / "theoremqa" / "all_theorems.json", root / "theoremqa" / "theoremqa_test.json"
+    theorems_path, problems_path = (
+        root / "theoremqa" / "all_theorems.json",
+        root / "theoremqa" / "theoremqa_test.json",
+    )
     theorems: dict[str, str] = _load_json(theorems_path)
     problems = {str(p["id"]): p for p in _load_json(problems_path)}
     by_lower: dict[str, str] = {}
@@ -63,7 +66,10 @@ def build_theorems(data_root: Path | None = None) -> Benchmark:
         if name.lower() in by_lower:
             raise InputError(f"two theorems share the name {name!r} case-insensitively")
         by_lower[name.lower()] = name
-    docs = [make_document(theorem_id(name), f"{name}\n{text}", {"theorem": name}) for name, text in theorems.items()]
+    docs = [
+        make_document(theorem_id(name), f"{name}\n{text}", {"theorem": name})
+        for name, text in theorems.items()
+    ]
     if len({d.id for d in docs}) != len(docs):
         raise InputError("theorem ids collide")
     rows, sources = _bright_rows(root, "theoremqa_theorems")
@@ -78,10 +84,19 @@ def build_theorems(data_root: Path | None = None) -> Benchmark:
         qrels[qid] = {theorem_id(name): 1} if name else {}
         if not name:
             notes.append(f"query {qid}: no TheoremQA problem or theorem match, no relevant document")
-    sources.update({str(theorems_path): sha256_file(theorems_path), str(problems_path): sha256_file(problems_path)})
+    sources.update(
+        {str(theorems_path): sha256_file(theorems_path), str(problems_path): sha256_file(problems_path)}
+    )
     return Benchmark(
-        name=THEOREMS, domain=THEOREMS, queries=queries, corpus=Corpus.of(docs), qrels=qrels,
-        excluded={q: set() for q in queries}, comparable_to_bright=False, sources=sources, notes=notes,
+        name=THEOREMS,
+        domain=THEOREMS,
+        queries=queries,
+        corpus=Corpus.of(docs),
+        qrels=qrels,
+        excluded={q: set() for q in queries},
+        comparable_to_bright=False,
+        sources=sources,
+        notes=notes,
     )
 
 
@@ -116,8 +131,15 @@ def build_questions(data_root: Path | None = None) -> Benchmark:
             notes.append(f"query {qid}: none of its BRIGHT gold_ids is in the corpus, no relevant document")
     sources[str(problems_path)] = sha256_file(problems_path)
     return Benchmark(
-        name=QUESTIONS, domain=QUESTIONS, queries=queries, corpus=Corpus.of(docs), qrels=qrels,
-        excluded=excluded, comparable_to_bright=False, sources=sources, notes=notes,
+        name=QUESTIONS,
+        domain=QUESTIONS,
+        queries=queries,
+        corpus=Corpus.of(docs),
+        qrels=qrels,
+        excluded=excluded,
+        comparable_to_bright=False,
+        sources=sources,
+        notes=notes,
     )
 
 

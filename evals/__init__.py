@@ -1,0 +1,1 @@
+"""Evaluation harness (imported as ``diver.evals``): benchmarks runs, metrics, reports."""
