@@ -190,6 +190,19 @@ def write_chart(metrics: Mapping[str, Any], path: Path) -> None:
         xs = [g + (i - (len(stages) - 1) / 2) * width for g in range(len(groups))]
         bars = ax.bar(xs, values, width, label=stage)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    if metrics["comparable_to_bright"]:
+        published = [BM25_BRIGHT.get(d, float("nan")) for d in domains] + [
+            14.5 if set(domains) == set(DOMAINS) else float("nan")
+        ]
+        ax.scatter(
+            range(len(groups)),
+            published,
+            marker="_",
+            s=600,
+            color="black",
+            zorder=3,
+            label="BM25 (BRIGHT paper)",
+        )
     if metrics["comparable_to_bright"] and set(domains) == set(DOMAINS):
         for name, avg, _ in PUBLISHED:
             ax.axhline(avg, linestyle=":", linewidth=0.8, color="grey")

@@ -503,13 +503,9 @@ def build_manifest(
         },
         "run_files": reused_runs or "none",
     }
-    stats = (
-        getattr(getattr(getattr(engine, "embedder", None), "cache", None), "stats", None)
-        if collections
-        else None
-    )
-    if stats is not None:
-        reused["embedding_cache"] = stats
+    cache_stats = getattr(engine.embedder, "cache_stats", None) if collections else None
+    if callable(cache_stats):
+        reused["embedding_cache"] = cache_stats()  # hits = vectors read back instead of computed
     return {
         "created_at": mf.now_iso(),
         "command": mf.command_line(),

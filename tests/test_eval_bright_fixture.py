@@ -263,3 +263,19 @@ def test_cli_refuses_rerank_with_a_clear_message(tmp_path: Path) -> None:
     assert "LLM pipeline" in result.output
     bad = CliRunner().invoke(app, ["eval", "--benchmark", "msmarco"])
     assert bad.exit_code == 2 and "unknown benchmark" in bad.output
+
+
+@pytest.mark.slow
+def test_full_run_with_the_real_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("diver.engine")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = load_settings(data_dir=tmp_path / "data")
+    result = run_eval(config(tmp_path), settings)
+    for stage in ("bm25", "dense", "hybrid"):
+        run = read_run(result.out_dir / f"run.{stage}.biology.trec")
+        assert set(run) == {"0", "1", "2"}
+        for row in EXAMPLES:
+            excluded = set(row["excluded_ids"]) - {"N/A"}
+            assert not excluded & {doc for doc, _ in run[row["id"]]}, (stage, row["id"])
+    assert result.metrics["stages"]["bm25"]["average"]["nDCG@10"] > 0.5
+    assert result.manifest["models"]["dimensions"] == 384
