@@ -1,0 +1,61 @@
+"""The compiled DIVER deep-search graph.
+
+    START -> retrieve -> decide -+-> expand -> retrieve -> decide ...   (loop while decide says so)
+                                 +-> rerank_pointwise --+
+                                 +-> rerank_listwise  --+-> merge -> END
+                                 +-> merge (no reranking) ------^
+
+``decide`` only loops while ``round < expansion.rounds`` (capped at 6 in the settings), so the loop is
+bounded by construction: at most 2 + 3 * 6 + 2 = 22 super-steps, under LangGraph's default limit of 25.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from diver.prompt_templates import load_template
+
+from .context import Context
+from .rerank_nodes import RerankNodes
+from .resources import Provider
+from .state import DeepSearchState, InputState
+
+_TEMPLATES = (
+    "expand_first", "expand_refine", "listwise", "sufficiency", "pointwise_general", "pointwise_coding",
+    "pointwise_math-theorem", "pointwise_math-problem", "pointwise_documentation",
+)  # fmt: skip
+
+
+def route_after_decide(state: DeepSearchState) -> str | list[str]:
+    if not state.get("stop_reason"):
+        return "expand"
+    return list(state.get("plan") or []) or "merge"
+
+
+def build_graph(provider: Provider | None = None, name: str = "diver") -> Any:
+    """Compile the graph over ``provider`` (default: settings from the environment, engine collections)."""
+    for template in _TEMPLATES:  # read the prompt files now, not inside the event loop
+        load_template(template)
+    nodes = RerankNodes(provider or Provider())
+    builder = StateGraph(DeepSearchState, context_schema=Context, input_schema=InputState)
+    builder.add_node("retrieve", nodes.retrieve)
+    builder.add_node("decide", nodes.decide)
+    builder.add_node("expand", nodes.expand)
+    builder.add_node("rerank_pointwise", nodes.rerank_pointwise)
+    builder.add_node("rerank_listwise", nodes.rerank_listwise)
+    builder.add_node("merge", nodes.merge)
+    builder.add_edge(START, "retrieve")
+    builder.add_edge("retrieve", "decide")
+    builder.add_conditional_edges(
+        "decide", route_after_decide, ["expand", "rerank_pointwise", "rerank_listwise", "merge"]
+    )
+    builder.add_edge("expand", "retrieve")
+    builder.add_edge("rerank_pointwise", "merge")
+    builder.add_edge("rerank_listwise", "merge")
+    builder.add_edge("merge", END)
+    return builder.compile(name=name)
+
+
+graph = build_graph()

@@ -1,0 +1,150 @@
+"""Graph nodes: each resolves its resources, calls one core function and writes the result to the state.
+
+Blocking work (retrieval, document reads, client construction) runs in worker threads so the event loop
+(e.g. ``langgraph dev``) stays free. Progress goes to LangGraph's custom stream as small dict events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+
+from diver.errors import DiverError, InputError, LLMError
+from diver.expansion import expand_round, select_feedback
+from diver.hits import SearchHit
+from diver.llm import LLMUsage
+from diver.sufficiency import ask_sufficiency
+from diver.tokens import truncate_tokens
+
+from .context import Context, context_from
+from .decisions import TOP_N, rerank_stages, stop_reason
+from .resources import Provider, Resources
+from .state import DeepSearchState
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Send a progress event on the custom stream (a no-op when nobody listens)."""
+    get_stream_writer()(event)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 1)
+
+
+def hits_of(state: DeepSearchState) -> list[SearchHit]:
+    return [SearchHit.model_validate(h) for h in state.get("hits") or []]
+
+
+class Nodes:
+    """The node functions, bound to a ``Provider`` of settings, retriever and LLMs."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    async def _resources(self, runtime: Runtime[Context]) -> tuple[Context, Resources]:
+        ctx = context_from(runtime.context)
+        return ctx, await asyncio.to_thread(self.provider.resolve, ctx)
+
+    async def retrieve(self, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Hybrid search with the current query (round 0: the original query)."""
+        ctx, res = await self._resources(runtime)
+        query = state.get("current_query") or state.get("query", "")
+        if not state.get("query", "").strip():
+            raise InputError("the query is empty")
+        if len(state["query"]) > res.settings.limits.max_query_chars:
+            raise InputError(f"the query is longer than {res.settings.limits.max_query_chars} characters")
+        depth = max(ctx.k, res.settings.rerank.rerank_k, TOP_N)
+        started = time.perf_counter()
+        hits = await asyncio.to_thread(res.retriever.search, query, depth)
+        elapsed = _ms(started)
+        emit({"event": "retrieved", "round": state.get("round", 0), "hits": len(hits), "ms": elapsed})
+        return {
+            "hits": [h.model_dump() for h in hits],
+            "previous_top": [h["id"] for h in (state.get("hits") or [])[:TOP_N]],
+            "current_query": query,
+            "round": state.get("round", 0),
+            "timings_ms": {"retrieve": elapsed},
+        }
+
+    async def decide(self, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Stop or loop: max rounds, convergence of the top-10, failed expansion, optional LLM check."""
+        ctx, res = await self._resources(runtime)
+        reason = stop_reason(dict(state), res.settings, ctx.expand, res.expander is not None)
+        notes: list[str] = []
+        update: dict[str, Any] = {}
+        if not reason and state.get("round", 0) >= 1 and res.settings.expansion.ask_sufficiency:
+            judge = res.reranker or res.expander
+            usage = LLMUsage()
+            started = time.perf_counter()
+            texts = [truncate_tokens(h.highlight or h.title, 256) for h in hits_of(state)[:5]]
+            try:
+                await asyncio.to_thread(judge.prepare)
+                verdict = await ask_sufficiency(judge, state["query"], texts, usage)
+            except (LLMError, DiverError) as exc:
+                verdict = None
+                notes.append(f"sufficiency check failed: {exc}")
+            if verdict:
+                reason = "sufficient: the LLM judged the top documents enough"
+            update["usage"] = {"sufficiency": usage.model_dump()}
+            update["timings_ms"] = {"sufficiency": _ms(started)}
+        if reason.startswith("no expander") or reason.startswith("expansion round"):
+            notes.append(f"expansion: {reason}")
+        plan, skipped = rerank_stages(res.settings, res.reranker is not None) if reason else ([], [])
+        emit(
+            {"event": "decision", "round": state.get("round", 0), "stop_reason": reason or None, "next": plan}
+        )
+        return {**update, "stop_reason": reason, "plan": plan, "notes": notes + skipped}
+
+    async def expand(self, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
+        """One DIVER-QExpand round over the previous round's hits."""
+        ctx, res = await self._resources(runtime)
+        assert res.expander is not None  # decide() routes here only with an expander
+        round_no = state.get("round", 0) + 1
+        emit({"event": "round_started", "round": round_no})
+        started = time.perf_counter()
+        hits = hits_of(state)
+        settings = res.settings.expansion
+        ids = select_feedback(hits, state.get("seen_ids") or [], settings.feedback_k)
+        texts = await asyncio.to_thread(_read_texts, res, ids, hits)
+        previous = (state.get("expansions") or [{}])[-1].get("expansions", [])
+        usage = LLMUsage()
+        notes: list[str] = []
+        try:
+            await asyncio.to_thread(res.expander.prepare)
+            outcome = await expand_round(
+                res.expander, state["query"], hits, texts.__getitem__, state.get("seen_ids") or [],
+                previous, round_no, settings, usage,
+            )  # fmt: skip
+            record = outcome.model_dump()
+        except DiverError as exc:
+            record = {"round": round_no, "feedback_ids": ids, "expansions": [], "query": state["query"],
+                      "failures": [str(exc)]}  # fmt: skip
+        if record["failures"]:
+            notes.append(f"expansion round {round_no}: {len(record['failures'])} failed sample(s)")
+        elapsed = _ms(started)
+        emit({"event": "stage_done", "stage": "expand", "round": round_no, "ms": elapsed,
+              "llm_calls": usage.calls, "failures": len(record["failures"])})  # fmt: skip
+        return {
+            "round": round_no,
+            "current_query": record["query"],
+            "expansions": [record],
+            "seen_ids": record["feedback_ids"],
+            "usage": {"expand": usage.model_dump()},
+            "timings_ms": {"expand": elapsed},
+            "notes": notes,
+        }
+
+
+def _read_texts(res: Resources, ids: list[str], hits: list[SearchHit]) -> dict[str, str]:
+    by_id = {h.id: h for h in hits}
+    texts: dict[str, str] = {}
+    for doc_id in ids:
+        try:
+            texts[doc_id] = res.retriever.get_text(doc_id)
+        except DiverError:
+            texts[doc_id] = by_id[doc_id].highlight if doc_id in by_id else ""
+    return texts

@@ -1,0 +1,130 @@
+"""Run one deep search from Python: the entry point of the CLI, the MCP server and the eval harness."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from diver.config import DiverSettings
+from diver.expansion import ExpansionRound
+from diver.hits import SearchHit
+from diver.llm import ChatFactory, LLMUsage
+
+from .context import Context, context_from
+from .graph import build_graph
+from .resources import Provider
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+"""Receives each progress event: {'event': 'retrieved'|'decision'|'round_started'|'stage_started'|
+'llm_progress'|'stage_done', ...}."""
+
+
+class DeepSearchResult(BaseModel):
+    """Ranked documents plus the trace of how they were found."""
+
+    query: str
+    collection: str
+    hits: list[SearchHit]
+    expansions: list[ExpansionRound] = Field(default_factory=list)
+    final_query: str = Field("", description="The query of the last retrieval.")
+    rounds: int = Field(0, description="Expansion rounds run.")
+    stop_reason: str = ""
+    stages: list[str] = Field(default_factory=list, description="Stages that ran, in order.")
+    notes: list[str] = Field(default_factory=list, description="Degraded or skipped stages, with reasons.")
+    llm_calls: int = 0
+    tokens: int = Field(0, description="Prompt + completion tokens of live LLM calls.")
+    usage: dict[str, LLMUsage] = Field(default_factory=dict, description="LLM usage per stage.")
+    parse_failures: dict[str, int] = Field(default_factory=dict, description="Unparseable replies per stage.")
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Stages that fell back to the prior order."
+    )
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def retrieval_only(self) -> bool:
+        return not self.expansions and not self.usage.get("pointwise") and not self.usage.get("listwise")
+
+
+def result_from_state(state: dict[str, Any], collection: str, wall_ms: float) -> DeepSearchResult:
+    """Assemble the public result from the graph's final state."""
+    usage = {stage: LLMUsage.model_validate(u) for stage, u in (state.get("usage") or {}).items()}
+    total = LLMUsage()
+    for stage_usage in usage.values():
+        total = total.plus(stage_usage)
+    pointwise, listwise = state.get("pointwise") or {}, state.get("listwise") or {}
+    failures = {
+        "expand": sum(len(r.get("failures", [])) for r in state.get("expansions") or []),
+        "pointwise": len(pointwise.get("parse_failures", [])),
+        "listwise": int(listwise.get("parse_failures", 0)),
+    }
+    stages = ["retrieve"] + ["expand"] * len(state.get("expansions") or [])
+    stages += [s for s in ("pointwise", "listwise") if state.get(s)]
+    return DeepSearchResult(
+        query=state["query"],
+        collection=collection,
+        hits=[SearchHit.model_validate(h) for h in state.get("results") or []],
+        expansions=[ExpansionRound.model_validate(r) for r in state.get("expansions") or []],
+        final_query=state.get("current_query", state["query"]),
+        rounds=int(state.get("round", 0)),
+        stop_reason=state.get("stop_reason", ""),
+        stages=stages,
+        notes=list(state.get("notes") or []),
+        llm_calls=total.calls,
+        tokens=total.total_tokens,
+        usage=usage,
+        parse_failures=failures,
+        fallbacks=["listwise"] if listwise.get("fallback") else [],
+        timings_ms={**(state.get("timings_ms") or {}), "total": wall_ms},
+    )
+
+
+async def arun_deep_search(
+    collection: str | Any,
+    query: str,
+    settings: DiverSettings | None = None,
+    *,
+    context: Context | dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    chat_factory: ChatFactory | None = None,
+) -> DeepSearchResult:
+    """Deep search ``query`` in ``collection`` (a name in ``settings.data_dir``, an engine ``Collection``
+    or any ``Retriever``). ``context`` overrides knobs for this run (see ``Context``)."""
+    ctx = context_from(context)
+    if isinstance(collection, str):
+        ctx = replace(ctx, collection=collection)
+        provider = Provider(settings=settings, chat_factory=chat_factory)
+        name = collection
+    else:
+        provider = Provider(settings=settings, retriever=collection, chat_factory=chat_factory)
+        name = ctx.collection or str(getattr(collection, "name", ""))
+    graph = build_graph(provider)
+    started = time.perf_counter()
+    final: dict[str, Any] = {}
+    async for mode, chunk in graph.astream({"query": query}, context=ctx, stream_mode=["custom", "values"]):
+        if mode == "custom" and progress is not None:
+            progress(chunk)
+        elif mode == "values":
+            final = chunk
+    return result_from_state(final, name, round((time.perf_counter() - started) * 1000.0, 1))
+
+
+def run_deep_search(
+    collection: str | Any,
+    query: str,
+    settings: DiverSettings | None = None,
+    *,
+    context: Context | dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    chat_factory: ChatFactory | None = None,
+) -> DeepSearchResult:
+    """Synchronous ``arun_deep_search`` (must not be called from a running event loop)."""
+    return asyncio.run(
+        arun_deep_search(
+            collection, query, settings, context=context, progress=progress, chat_factory=chat_factory
+        )
+    )

@@ -1,0 +1,188 @@
+"""The LangGraph pipeline with a fake retriever and fake chat models: every node, routing, degradation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from diver.graph.context import Context, apply_context, context_from
+from diver.graph.decisions import rerank_stages, stop_reason, top_overlap
+from diver.graph.graph import build_graph, route_after_decide
+from diver.graph.resources import Provider
+from diver.graph.run import arun_deep_search, run_deep_search
+from llm_fakes import FakeRetriever, ScriptedChatModel
+
+from diver.config import DiverSettings, load_settings
+
+DOCS = {f"t{i}": f"Theorem {i}: statement about topic{i} and topic{i + 1}." for i in range(30)}
+DOCS["target"] = "The pigeonhole principle: topic7 topic8 boxes and pigeons."
+
+
+def _settings(tmp_path: Path, llm: bool = True, **sections: Any) -> DiverSettings:
+    values: dict[str, Any] = {"data_dir": tmp_path, "llm": {"cache": False}}
+    if llm:
+        values["llm"] = {
+            "cache": False,
+            "expander": {"model": "fake-expander", "temperature": 0.7, "max_retries": 0},
+            "reranker": {"model": "fake-reranker", "max_retries": 0},
+        }
+    values.update(sections)
+    return load_settings(**values)
+
+
+def reply(prompt: str) -> str:
+    if "Relevance score: X" in prompt:
+        return "Relevance score: 9" if "pigeonhole" in prompt else "Relevance score: 2"
+    if "candidate documents" in prompt:
+        count = int(re.search(r"(\d+) candidate documents", prompt).group(1))
+        target = [int(m) for m in re.findall(r"\[(\d+)\] <document>\nThe pigeonhole", prompt)]
+        return "```json\n" + str(target + [i for i in range(1, count + 1) if i not in target]) + "\n```"
+    if "Sufficient:" in prompt:
+        return "Sufficient: yes"
+    words = (
+        "topic20 topic22 topic24 topic26" if "previous answer" in prompt else "topic1 topic3 topic5 topic11"
+    )
+    return f"<think>thinking</think>Pigeonhole principle {words} boxes pigeons"
+
+
+def chat_factory(settings: Any) -> ScriptedChatModel:
+    return ScriptedChatModel(reply=reply, prompts=[])
+
+
+async def _run(tmp_path: Path, settings: DiverSettings | None = None, **ctx: Any) -> tuple[Any, list[dict]]:
+    events: list[dict] = []
+    result = await arun_deep_search(
+        FakeRetriever(DOCS),
+        "How many pigeons must share a box?",
+        settings or _settings(tmp_path),
+        context=Context(**ctx),
+        progress=events.append,
+        chat_factory=chat_factory,
+    )
+    return result, events
+
+
+async def test_full_pipeline_two_rounds_and_both_rerankers(tmp_path: Path) -> None:
+    result, events = await _run(tmp_path, k=5, stop_overlap=1.0)
+    assert result.rounds == 2 and len(result.expansions) == 2
+    assert result.stop_reason.startswith("max_rounds")
+    assert result.hits[0].id == "target" and len(result.hits) == 5
+    assert [h.rank for h in result.hits] == [1, 2, 3, 4, 5]
+    assert {"hybrid", "pointwise", "listwise_rank"} <= set(result.hits[0].scores)
+    assert result.final_query.startswith("How many pigeons must share a box?\n\nPigeonhole")
+    assert "thinking" not in result.final_query
+    # round 2 never shows the LLM a passage it saw in round 1
+    assert not set(result.expansions[0].feedback_ids) & set(result.expansions[1].feedback_ids)
+    assert result.usage["expand"].calls == 4  # 2 rounds x n=2
+    assert result.usage["pointwise"].calls == len(DOCS)
+    assert result.usage["listwise"].calls >= 1
+    assert result.llm_calls == 4 + len(DOCS) + result.usage["listwise"].calls and result.tokens > 0
+    assert result.parse_failures == {"expand": 0, "pointwise": 0, "listwise": 0}
+    assert result.stages == ["retrieve", "expand", "expand", "pointwise", "listwise"]
+    kinds = [e["event"] for e in events]
+    assert kinds.count("round_started") == 2 and "llm_progress" in kinds and "stage_done" in kinds
+    assert {"retrieve", "expand", "pointwise", "listwise", "total"} <= set(result.timings_ms)
+
+
+async def test_no_llm_configured_runs_retrieval_only(tmp_path: Path) -> None:
+    result, _ = await _run(tmp_path, _settings(tmp_path, llm=False))
+    assert result.retrieval_only and result.llm_calls == 0 and result.hits
+    assert "no expander" in result.stop_reason
+    assert any("no reranker LLM configured" in n for n in result.notes)
+    assert result.hits[0].score == result.hits[0].scores["hybrid"]
+
+
+async def test_convergence_stops_early(tmp_path: Path) -> None:
+    result, _ = await _run(tmp_path, stop_overlap=0.0, rounds=4)
+    assert result.rounds == 1 and result.stop_reason.startswith("converged")
+
+
+async def test_stages_switched_off(tmp_path: Path) -> None:
+    result, _ = await _run(tmp_path, expand=False, listwise=False)
+    assert result.rounds == 0 and result.stop_reason == "expansion disabled"
+    assert "listwise" not in result.usage and result.usage["pointwise"].calls == len(DOCS)
+    result, _ = await _run(tmp_path, rounds=0, pointwise=False, listwise=False)
+    assert result.llm_calls == 0 and "rerank: disabled" in result.notes
+
+
+async def test_sufficiency_check_stops_the_loop(tmp_path: Path) -> None:
+    result, _ = await _run(tmp_path, ask_sufficiency=True, stop_overlap=1.0, rounds=3)
+    assert result.rounds == 1 and result.stop_reason.startswith("sufficient")
+    assert result.usage["sufficiency"].calls == 1
+
+
+async def test_failing_llm_degrades_and_says_so(tmp_path: Path) -> None:
+    def broken(settings: Any) -> ScriptedChatModel:
+        return ScriptedChatModel(reply=lambda p: ValueError("model crashed"), prompts=[])
+
+    result = await arun_deep_search(
+        FakeRetriever(DOCS), "pigeons", _settings(tmp_path), chat_factory=broken, context={"k": 3}
+    )
+    assert result.rounds == 1 and "produced no usable text" in result.stop_reason
+    assert result.fallbacks == ["listwise"] and len(result.hits) == 3
+    assert any("pointwise" in n and "failed calls" in n for n in result.notes)
+
+
+async def test_loop_is_bounded_at_max_rounds(tmp_path: Path) -> None:
+    calls = iter(range(1000))
+
+    def drifting(settings: Any) -> ScriptedChatModel:  # every round retrieves a different top-10
+        return ScriptedChatModel(
+            reply=lambda p: " ".join(f"topic{(next(calls) * 7 + j) % 30}" for j in range(6)), prompts=[]
+        )
+
+    result = await arun_deep_search(
+        FakeRetriever(DOCS), "q", _settings(tmp_path), chat_factory=drifting,
+        context=Context(rounds=6, stop_overlap=1.0, pointwise=False, listwise=False),
+    )  # fmt: skip
+    assert result.rounds == 6 and result.stop_reason.startswith("max_rounds (6)")
+
+
+def test_sync_entry_point_and_cache(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy()
+    settings.llm.cache = True
+    first = run_deep_search(FakeRetriever(DOCS), "pigeons", settings, chat_factory=chat_factory)
+    second = run_deep_search(FakeRetriever(DOCS), "pigeons", settings, chat_factory=chat_factory)
+    assert first.llm_calls > 0 and second.llm_calls == 0
+    assert sum(u.cache_hits for u in second.usage.values()) == first.llm_calls
+    assert [h.id for h in first.hits] == [h.id for h in second.hits]
+
+
+def test_decisions_are_pure() -> None:
+    s = DiverSettings(data_dir=Path("/tmp/x"))
+    assert top_overlap(["a", "b"], ["b", "c"]) == 0.5
+    assert stop_reason({"round": 0}, s, True, True) == ""
+    assert stop_reason({"round": 2}, s, True, True).startswith("max_rounds")
+    assert stop_reason({"round": 0}, s, False, True) == "expansion disabled"
+    assert rerank_stages(s, True) == (["rerank_pointwise", "rerank_listwise"], [])
+    assert route_after_decide({"query": "q", "stop_reason": ""}) == "expand"
+    assert route_after_decide({"query": "q", "stop_reason": "x", "plan": []}) == "merge"
+
+
+def test_context_overrides_and_validation() -> None:
+    base = DiverSettings(data_dir=Path("/tmp/x"))
+    s = apply_context(base, Context(rounds=3, rerank_k=20, reranker_model="m", llm_base_url="http://h/v1"))
+    assert s.expansion.rounds == 3 and s.rerank.rerank_k == 20
+    assert s.llm.reranker.model == "m" and s.llm.expander.base_url == "http://h/v1"
+    assert base.expansion.rounds == 2
+    with pytest.raises(ValueError, match="unknown context keys"):
+        context_from({"roundz": 1})
+    with pytest.raises(ValueError):
+        apply_context(base, Context(rounds=99))
+
+
+async def test_empty_query_is_refused(tmp_path: Path) -> None:
+    from diver.errors import InputError
+
+    with pytest.raises(InputError, match="empty"):
+        await arun_deep_search(FakeRetriever(DOCS), "  ", _settings(tmp_path))
+
+
+async def test_compiled_graph_streams_with_injected_provider(tmp_path: Path) -> None:
+    graph = build_graph(
+        Provider(settings=_settings(tmp_path), retriever=FakeRetriever(DOCS), chat_factory=chat_factory)
+    )
+    state = await graph.ainvoke({"query": "pigeons"}, context={"rounds": 1, "k": 3})
+    assert len(state["results"]) == 3 and state["round"] == 1
