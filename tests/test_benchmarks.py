@@ -247,3 +247,10 @@ def test_local_folder_without_examples_falls_back_to_vendored(tmp_path: Path) ->
     bench = load_bright("pony", LocalSource(tmp_path))
     assert len(bench.queries) == 112
     assert any("topics.bright-pony" in k for k in bench.sources)
+
+
+def test_vendored_source_has_no_corpus() -> None:
+    from diver.benchmarks import VendoredSource
+
+    with pytest.raises(InputError, match="no documents for biology"):
+        load_bright("biology", VendoredSource())

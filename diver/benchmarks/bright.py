@@ -259,6 +259,11 @@ def load_bright(
         queries = {q: rewrites[q] for q in queries}
         notes.append(f"query texts from BRIGHT config {query_config}")
     corpus_config = "long_documents" if long else "documents"
+    if with_corpus and not source.has(corpus_config, domain):
+        raise InputError(
+            f"{source.label} has no {corpus_config} for {domain}: BRIGHT corpora come from the hub "
+            "(--bright-source hf) or a local copy (--bright-source local:PATH)"
+        )
     corpus = (
         Corpus(
             lambda: _documents(source, corpus_config, domain),
