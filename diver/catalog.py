@@ -1,0 +1,287 @@
+"""The document catalog of one collection (SQLite, WAL): the source of truth for what is visible.
+
+A document is visible exactly when its row and its chunk rows are committed here. Dense vectors are
+written to chromadb *before* that commit, under chunk ids logged in ``pending`` first, so a crash at any
+point leaves either the old state or the new one; stray vectors are reconciled from ``pending`` and
+``orphans`` on the next write. The BM25 index is derived from this table and stamped with ``generation``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from diver.documents import Chunk, Document
+from diver.errors import CorruptIndex
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL,
+  metadata TEXT NOT NULL, hash TEXT NOT NULL, n_chunks INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+  key TEXT PRIMARY KEY, doc_id TEXT NOT NULL, idx INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
+CREATE TABLE IF NOT EXISTS pending (key TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS orphans (key TEXT PRIMARY KEY);
+"""
+
+
+def chunk_key(doc_hash: str, index: int) -> str:
+    return f"{doc_hash}-{index}"
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    document: Document
+    hash: str  # unique per (id, content): chunk keys derive from it
+    chunks: list[Chunk]
+
+    @property
+    def keys(self) -> list[str]:
+        return [chunk_key(self.hash, c.index) for c in self.chunks]
+
+
+class Catalog:
+    def __init__(self, path: Path, create: bool) -> None:
+        if not create and not path.exists():
+            raise CorruptIndex(f"collection catalog {path} is missing")
+        self.path = path
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        try:
+            self._conn = self._connect()
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            integrity = self._conn.execute("PRAGMA quick_check").fetchone()[0]
+            if integrity != "ok":
+                raise CorruptIndex(f"collection catalog {path} is damaged: {integrity}")
+            self._conn.executescript(_SCHEMA)
+            version = self.get_meta("schema")
+            if version is None:
+                self.set_meta("schema", str(SCHEMA_VERSION))
+                self.set_meta("generation", "0")
+            elif version != str(SCHEMA_VERSION):
+                raise CorruptIndex(
+                    f"collection catalog {path} has schema {version}, expected {SCHEMA_VERSION}"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise CorruptIndex(f"collection catalog {path} is not a readable SQLite database: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        """One read connection per thread: readers never wait for each other (WAL)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    # -- meta -------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read view: one SQLite read transaction on this thread's connection."""
+        conn = self._reader()
+        if conn.in_transaction:  # nested: reuse the outer snapshot
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    # -- reads ------------------------------------------------------------------------------------
+    def counts(self) -> tuple[int, int]:
+        with self.snapshot() as db:
+            docs = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return int(docs), int(chunks)
+
+    def hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            part = list(ids[start : start + 500])
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT id, hash FROM documents WHERE id IN ({marks})"  # noqa: S608 - placeholders only
+            found.update(dict(self._reader().execute(sql, part).fetchall()))
+        return found
+
+    def get(self, doc_id: str) -> Document | None:
+        row = (
+            self._reader()
+            .execute("SELECT id, text, metadata FROM documents WHERE id = ?", (doc_id,))
+            .fetchone()
+        )
+        return Document(id=row[0], text=row[1], metadata=json.loads(row[2])) if row else None
+
+    def resolve(self, db: sqlite3.Connection, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """Chunk key -> (doc id, chunk index) for the committed keys among ``keys``."""
+        out: dict[str, tuple[str, int]] = {}
+        for start in range(0, len(keys), 500):
+            part = list(keys[start : start + 500])
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT key, doc_id, idx FROM chunks WHERE key IN ({marks})"  # noqa: S608
+            out.update({k: (d, i) for k, d, i in db.execute(sql, part)})
+        return out
+
+    def documents(self, db: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[str, dict]]:
+        out: dict[str, tuple[str, dict]] = {}
+        for start in range(0, len(ids), 500):
+            part = list(ids[start : start + 500])
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT id, text, metadata FROM documents WHERE id IN ({marks})"  # noqa: S608
+            out.update({i: (t, json.loads(m)) for i, t, m in db.execute(sql, part)})
+        return out
+
+    def iter_chunks(self, db: sqlite3.Connection, batch: int = 2000) -> Iterator[list[tuple[str, int, str]]]:
+        """(doc id, chunk index, chunk text) in document order, chunks of a document contiguous."""
+        cursor = db.execute(
+            'SELECT d.id, c.idx, substr(d.text, c.start + 1, c."end" - c.start) FROM documents d '
+            "JOIN chunks c ON c.doc_id = d.id ORDER BY d.seq, c.idx"
+        )
+        while rows := cursor.fetchmany(batch):
+            yield rows
+
+    def chunk_spans(
+        self, db: sqlite3.Connection, pairs: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        out: dict[tuple[str, int], tuple[int, int]] = {}
+        for doc_id, index in pairs:
+            row = db.execute(
+                'SELECT start, "end" FROM chunks WHERE doc_id = ? AND idx = ?', (doc_id, index)
+            ).fetchone()
+            if row:
+                out[(doc_id, index)] = (int(row[0]), int(row[1]))
+        return out
+
+    def chunk_text(self, doc_id: str, index: int) -> str:
+        row = (
+            self._reader()
+            .execute(
+                'SELECT substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c JOIN documents d ON d.id = c.doc_id '
+                "WHERE c.doc_id = ? AND c.idx = ?",
+                (doc_id, index),
+            )
+            .fetchone()
+        )
+        return row[0] if row else ""
+
+    def all_keys(self) -> set[str]:
+        return {row[0] for row in self._reader().execute("SELECT key FROM chunks")}
+
+    # -- writes -----------------------------------------------------------------------------------
+    def log_pending(self, keys: Sequence[str]) -> None:
+        with self._write() as db:
+            db.executemany("INSERT OR IGNORE INTO pending (key) VALUES (?)", [(k,) for k in keys])
+
+    def commit(self, prepared: Sequence[PreparedDocument]) -> tuple[int, int]:
+        """Make a batch visible atomically. Returns (added, replaced)."""
+        added = replaced = 0
+        with self._write() as db:
+            for item in prepared:
+                doc = item.document
+                old = db.execute("SELECT hash FROM documents WHERE id = ?", (doc.id,)).fetchone()
+                if old:
+                    replaced += 1
+                    db.execute(
+                        "INSERT OR IGNORE INTO orphans (key) SELECT key FROM chunks WHERE doc_id = ?",
+                        (doc.id,),
+                    )
+                    db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc.id,))
+                    db.execute("DELETE FROM documents WHERE id = ?", (doc.id,))
+                else:
+                    added += 1
+                db.execute(
+                    "INSERT INTO documents (id, text, metadata, hash, n_chunks) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        doc.id,
+                        doc.text,
+                        json.dumps(doc.metadata, ensure_ascii=False),
+                        item.hash,
+                        len(item.chunks),
+                    ),
+                )
+                db.executemany(
+                    'INSERT INTO chunks (key, doc_id, idx, start, "end") VALUES (?, ?, ?, ?, ?)',
+                    [
+                        (k, doc.id, c.index, c.start, c.end)
+                        for k, c in zip(item.keys, item.chunks, strict=True)
+                    ],
+                )
+                db.executemany("DELETE FROM orphans WHERE key = ?", [(k,) for k in item.keys])
+            db.executemany("DELETE FROM pending WHERE key = ?", [(k,) for p in prepared for k in p.keys])
+            self._bump(db)
+        return added, replaced
+
+    def delete(self, ids: Sequence[str]) -> int:
+        deleted = 0
+        with self._write() as db:
+            for doc_id in ids:
+                db.execute(
+                    "INSERT OR IGNORE INTO orphans (key) SELECT key FROM chunks WHERE doc_id = ?", (doc_id,)
+                )
+                db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+                deleted += db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount
+            if deleted:
+                self._bump(db)
+        return deleted
+
+    def _bump(self, db: sqlite3.Connection) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    def stray_keys(self) -> list[str]:
+        """Vector ids that may exist in the store but are not visible: crashed batches and replaced chunks."""
+        with self.snapshot() as db:
+            orphans = [r[0] for r in db.execute("SELECT key FROM orphans")]
+            pending = [
+                r[0] for r in db.execute("SELECT key FROM pending WHERE key NOT IN (SELECT key FROM chunks)")
+            ]
+        return orphans + pending
+
+    def forget_strays(self, keys: Sequence[str]) -> None:
+        with self._write() as db:
+            db.executemany("DELETE FROM orphans WHERE key = ?", [(k,) for k in keys])
+            db.executemany("DELETE FROM pending WHERE key = ?", [(k,) for k in keys])
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+            self._conn.close()

@@ -1,0 +1,442 @@
+"""One collection: idempotent upsert/delete that keep BM25 and dense consistent, and hybrid search."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from diver.catalog import Catalog, PreparedDocument
+from diver.documents import ChunkScore, Document, chunk_document, content_hash, rollup_max
+from diver.errors import CorruptIndex, DocumentNotFound, EmbedderMismatch, InputError
+from diver.fusion import fuse_min_max, fuse_rrf, sort_scores
+from diver.hits import CollectionInfo, IndexReport, SearchHit, SearchMode, SearchResult
+from diver.lexical import LexicalIndex
+from diver.store import VectorStore
+
+if TYPE_CHECKING:
+    from diver.engine import Engine
+
+log = logging.getLogger(__name__)
+HIGHLIGHT_CHARS = 1000
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass
+class _LexicalView:
+    generation: int
+    index: LexicalIndex
+    doc_ids: list[str]
+    doc_starts: np.ndarray  # first row of each document (rows of a document are contiguous)
+    chunk_index: np.ndarray  # chunk number of each row
+
+
+class Collection:
+    def __init__(
+        self,
+        engine: Engine,
+        name: str,
+        directory: Path,
+        meta: dict[str, Any],
+        catalog: Catalog,
+        store: VectorStore,
+    ) -> None:
+        self.engine = engine
+        self.name = name
+        self.directory = directory
+        self.meta = meta
+        self.catalog = catalog
+        self.store = store
+        self._write_lock = threading.Lock()
+        self._lexical_lock = threading.Lock()
+        self._lexical: _LexicalView | None = None
+
+    # -- info & reads -----------------------------------------------------------------------------
+    def info(self) -> CollectionInfo:
+        from diver.engine import collection_info
+
+        return collection_info(self.name, self.meta, self.catalog)
+
+    def get(self, doc_id: str) -> Document:
+        doc = self.catalog.get(doc_id)
+        if doc is None:
+            raise DocumentNotFound(self.name, doc_id)
+        return doc
+
+    def _embedder(self) -> Any:
+        embedder = self.engine.embedder
+        if embedder.dimensions != self.meta["dimensions"] or embedder.id != self.meta["embedder"]:
+            raise EmbedderMismatch(
+                f"collection {self.name!r} was built with {self.meta['embedder']} ({self.meta['dimensions']} dims) "
+                f"but the configured embedder is {embedder.id} ({embedder.dimensions} dims); use that model or "
+                "index into a new collection"
+            )
+        return embedder
+
+    # -- writes -----------------------------------------------------------------------------------
+    def upsert(
+        self,
+        documents: Iterable[Document],
+        progress: bool = False,
+        total: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> IndexReport:
+        """Add or replace documents by id, in batches; each batch becomes visible atomically.
+
+        Re-running the same call after a crash skips what was committed (unchanged content) and
+        completes the rest. Duplicate ids within the call: the last one wins and is reported.
+        """
+        started = time.perf_counter()
+        report = IndexReport(collection=self.name)
+        embedder = self._embedder()
+        seen: set[str] = set()
+        bar = _progress_bar(total, f"indexing {self.name}") if progress else None
+        with self._write_lock:
+            self._reconcile()
+            for batch in _batched(documents, self.engine.settings.store.write_batch_size):
+                by_id: dict[str, Document] = {}
+                for doc in batch:
+                    if doc.id in seen or doc.id in by_id:
+                        if doc.id not in report.duplicate_ids:
+                            report.duplicate_ids.append(doc.id)
+                    by_id[doc.id] = doc
+                seen.update(by_id)
+                self._write_batch(list(by_id.values()), embedder, report)
+                done = report.added + report.replaced + report.unchanged
+                if bar is not None:
+                    bar.update(len(batch))
+                if on_progress is not None:
+                    on_progress(done, total)
+        if bar is not None:
+            bar.close()
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def _write_batch(self, docs: list[Document], embedder: Any, report: IndexReport) -> None:
+        existing = self.catalog.hashes([d.id for d in docs])
+        prepared: list[PreparedDocument] = []
+        budget, overlap = int(self.meta["chunk_tokens"]), float(self.meta["chunk_overlap"])
+        for doc in docs:
+            digest = content_hash(doc)
+            if existing.get(doc.id) == digest:
+                report.unchanged += 1
+                continue
+            prepared.append(
+                PreparedDocument(doc, digest, chunk_document(doc, embedder.spanner, budget, overlap))
+            )
+        if not prepared:
+            return
+        keys = [k for p in prepared for k in p.keys]
+        vectors = embedder.embed_documents([c.text for p in prepared for c in p.chunks])
+        if vectors.shape != (len(keys), self.meta["dimensions"]):
+            raise EmbedderMismatch(
+                f"embedder returned {vectors.shape}, expected ({len(keys)}, {self.meta['dimensions']})"
+            )
+        self.catalog.log_pending(keys)  # intent first: a crash after this leaves strays we can find
+        self.store.upsert(keys, vectors)
+        added, replaced = self.catalog.commit(prepared)
+        report.added += added
+        report.replaced += replaced
+        report.chunks += len(keys)
+        self._reconcile()
+
+    def delete(self, ids: Sequence[str]) -> int:
+        with self._write_lock:
+            deleted = self.catalog.delete(list(ids))
+            self._reconcile()
+        return deleted
+
+    def _reconcile(self) -> None:
+        """Remove vectors that are not visible (replaced, deleted, or from a crashed batch)."""
+        strays = self.catalog.stray_keys()
+        if strays:
+            self.store.delete(strays)
+            self.catalog.forget_strays(strays)
+
+    # -- lexical index (derived, per catalog generation) ------------------------------------------
+    def _lexical_view(self, db: sqlite3.Connection) -> _LexicalView:
+        generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        view = self._lexical
+        if view is not None and view.generation == generation:
+            return view
+        with self._lexical_lock:
+            if self._lexical is not None and self._lexical.generation == generation:
+                return self._lexical
+            directory = self.directory / "bm25" / f"gen-{generation}"
+            settings = self.engine.settings.bm25
+            view = None
+            if directory.exists():
+                try:
+                    view = _load_view(directory, generation, settings)
+                except CorruptIndex as exc:
+                    log.warning("%s; rebuilding", exc)
+            if view is None:
+                view = self._build_view(db, generation, directory)
+            self._lexical = view
+            return view
+
+    def _build_view(self, db: sqlite3.Connection, generation: int, directory: Path) -> _LexicalView:
+        started = time.perf_counter()
+        doc_ids: list[str] = []
+        starts: list[int] = []
+        chunk_index: list[int] = []
+
+        def texts() -> Iterator[list[str]]:
+            for rows in self.catalog.iter_chunks(db, batch=20000):
+                for doc_id, idx, _ in rows:
+                    if not doc_ids or doc_ids[-1] != doc_id:
+                        doc_ids.append(doc_id)
+                        starts.append(len(chunk_index))
+                    chunk_index.append(idx)
+                yield [text for _, _, text in rows]
+
+        index = LexicalIndex.build_streaming(texts(), self.engine.settings.bm25)
+        view = _LexicalView(
+            generation, index, doc_ids, np.array(starts, np.int64), np.array(chunk_index, np.int32)
+        )
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        index.save(tmp)
+        (tmp / "rows.json").write_text(json.dumps({"doc_ids": doc_ids}), encoding="utf-8")
+        np.save(tmp / "doc_starts.npy", view.doc_starts)
+        np.save(tmp / "chunk_index.npy", view.chunk_index)
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+        for old in directory.parent.glob("gen-*"):
+            if old != directory:
+                shutil.rmtree(old, ignore_errors=True)
+        log.info(
+            "built BM25 for %s: %d rows in %.2fs", self.name, index.num_rows, time.perf_counter() - started
+        )
+        return view
+
+    def warm(self) -> None:
+        """Build or load the BM25 index now (e.g. at server start-up), not on the first query."""
+        with self.catalog.snapshot() as db:
+            self._lexical_view(db)
+
+    # -- search -----------------------------------------------------------------------------------
+    def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid") -> SearchResult:
+        return self.search_many([query], k=k, mode=mode)[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        mode: SearchMode = "hybrid",
+        exclude: Sequence[set[str]] | None = None,
+    ) -> list[SearchResult]:
+        limits = self.engine.settings.limits
+        notes: list[str] = []
+        for query in queries:
+            _check_query(query, limits.max_query_chars)
+        if mode not in ("bm25", "dense", "hybrid"):
+            raise InputError(f"mode must be one of bm25, dense, hybrid; got {mode!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        if k > limits.max_k:
+            notes.append(f"k capped from {k} to {limits.max_k} (limits.max_k)")
+            k = limits.max_k
+        exclude = exclude or [set() for _ in queries]
+        fusion = self.engine.settings.fusion
+        pool = max(k, fusion.candidates) if mode == "hybrid" else k
+        timings: dict[str, float] = {}
+        with self.catalog.snapshot() as db:
+            lexical = dense = None
+            if mode in ("bm25", "hybrid"):
+                t = time.perf_counter()
+                view = self._lexical_view(db)
+                lexical = [
+                    self._bm25_top(view, q, pool + len(ex), ex)
+                    for q, ex in zip(queries, exclude, strict=True)
+                ]
+                timings["bm25"] = _ms(t)
+            if mode in ("dense", "hybrid"):
+                dense = self._dense_top(db, queries, pool, exclude, timings)
+            t = time.perf_counter()
+            results = []
+            for i, query in enumerate(queries):
+                ranked, per_retriever = _combine(
+                    mode, lexical[i] if lexical else None, dense[i] if dense else None, fusion, k
+                )
+                hits = self._hits(db, ranked, per_retriever)
+                results.append(
+                    SearchResult(
+                        collection=self.name, query=query, mode=mode, k=k, hits=hits, notes=list(notes)
+                    )
+                )
+            timings["fuse_fetch"] = _ms(t)
+        for result in results:
+            result.timings_ms = {name: round(v / len(queries), 3) for name, v in timings.items()}
+        return results
+
+    def _bm25_top(
+        self, view: _LexicalView, query: str, n: int, exclude: set[str]
+    ) -> dict[str, tuple[float, int]]:
+        if view.index.num_rows == 0:
+            return {}
+        scores = view.index.score(query)
+        doc_scores = np.maximum.reduceat(scores, view.doc_starts)
+        n = min(n, len(doc_scores))
+        top = np.argpartition(-doc_scores, n - 1)[:n] if n < len(doc_scores) else np.arange(len(doc_scores))
+        out: dict[str, tuple[float, int]] = {}
+        for d in top:
+            if doc_scores[d] <= 0:
+                continue  # no query term: not retrieved
+            doc_id = view.doc_ids[d]
+            if doc_id in exclude:
+                continue
+            start = view.doc_starts[d]
+            end = view.doc_starts[d + 1] if d + 1 < len(view.doc_starts) else len(scores)
+            best_row = start + int(np.argmax(scores[start:end]))
+            out[doc_id] = (float(doc_scores[d]), int(view.chunk_index[best_row]))
+        return out
+
+    def _dense_top(
+        self,
+        db: sqlite3.Connection,
+        queries: Sequence[str],
+        pool: int,
+        exclude: Sequence[set[str]],
+        timings: dict[str, float],
+    ) -> list[dict[str, tuple[float, int]]]:
+        t = time.perf_counter()
+        vectors = self._embedder().embed_queries(list(queries))
+        timings["embed"] = _ms(t)
+        t = time.perf_counter()
+        view = self._lexical  # chunks per document, to ask the ANN index for enough chunks
+        per_doc = len(view.chunk_index) / max(1, len(view.doc_ids)) if view is not None else 2.0
+        raw = self.store.query(
+            vectors, int((pool + max(map(len, exclude), default=0)) * max(1.0, per_doc)) + 10
+        )
+        timings["dense"] = _ms(t)
+        resolved = self.catalog.resolve(db, list({key for row in raw for key, _ in row}))
+        out = []
+        for row, ex in zip(raw, exclude, strict=True):
+            chunk_scores = [
+                ChunkScore(*resolved[key], score)
+                for key, score in row
+                if key in resolved and resolved[key][0] not in ex
+            ]
+            out.append({d.doc_id: (d.score, d.best_chunk) for d in rollup_max(chunk_scores)[:pool]})
+        return out
+
+    def _hits(
+        self,
+        db: sqlite3.Connection,
+        ranked: list[tuple[str, float]],
+        per_retriever: dict[str, dict[str, tuple[float, int]]],
+    ) -> list[SearchHit]:
+        ids = [doc_id for doc_id, _ in ranked]
+        texts = self.catalog.documents(db, ids)
+        best = {}
+        for doc_id in ids:
+            for name in ("dense", "bm25"):
+                if doc_id in per_retriever.get(name, {}):
+                    best[doc_id] = per_retriever[name][doc_id][1]
+                    break
+        spans = self.catalog.chunk_spans(db, list(best.items()))
+        hits = []
+        for rank, (doc_id, score) in enumerate(ranked, start=1):
+            if doc_id not in texts:
+                continue  # deleted between retrieval and fetch: never show a half-visible document
+            text, metadata = texts[doc_id]
+            start, end = spans.get((doc_id, best.get(doc_id, 0)), (0, len(text)))
+            hits.append(
+                SearchHit(
+                    id=doc_id,
+                    rank=rank,
+                    score=round(float(score), 6),
+                    title=_title(text),
+                    highlight=text[start:end][:HIGHLIGHT_CHARS],
+                    metadata=metadata,
+                    scores={name: round(v[doc_id][0], 6) for name, v in per_retriever.items() if doc_id in v},
+                )
+            )
+        return hits
+
+    def close(self) -> None:
+        self.catalog.close()
+
+
+def _combine(
+    mode: str, lexical: dict | None, dense: dict | None, fusion: Any, k: int
+) -> tuple[list[tuple[str, float]], dict[str, dict[str, tuple[float, int]]]]:
+    per_retriever: dict[str, dict[str, tuple[float, int]]] = {}
+    if lexical is not None:
+        per_retriever["bm25"] = lexical
+    if dense is not None:
+        per_retriever["dense"] = dense
+    if mode == "bm25":
+        return sort_scores({d: s for d, (s, _) in lexical.items()}, k), per_retriever  # type: ignore[union-attr]
+    if mode == "dense":
+        return sort_scores({d: s for d, (s, _) in dense.items()}, k), per_retriever  # type: ignore[union-attr]
+    lex_scores = {d: s for d, (s, _) in lexical.items()}  # type: ignore[union-attr]
+    dense_scores = {d: s for d, (s, _) in dense.items()}  # type: ignore[union-attr]
+    if fusion.method == "rrf":
+        fused = fuse_rrf(dense_scores, lex_scores, k=fusion.rrf_k)
+    else:
+        fused = fuse_min_max(dense_scores, lex_scores, fusion.w_dense)
+    return sort_scores(fused, k), per_retriever
+
+
+def _check_query(query: Any, max_chars: int) -> None:
+    if not isinstance(query, str):
+        raise InputError(f"query must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise InputError("query is empty")
+    if len(query) > max_chars:
+        raise InputError(
+            f"query is {len(query)} characters; the limit is {max_chars} (limits.max_query_chars)"
+        )
+    if "\x00" in query:
+        raise InputError("query contains NUL bytes")
+
+
+def _title(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:120]
+    return ""
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _progress_bar(total: int | None, description: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="doc", file=sys.stderr, disable=not sys.stderr.isatty())
+
+
+def _load_view(directory: Path, generation: int, settings: Any) -> _LexicalView:
+    index = LexicalIndex.load(directory, settings)
+    try:
+        doc_ids = json.loads((directory / "rows.json").read_text(encoding="utf-8"))["doc_ids"]
+        return _LexicalView(
+            generation,
+            index,
+            doc_ids,
+            np.load(directory / "doc_starts.npy"),
+            np.load(directory / "chunk_index.npy"),
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise CorruptIndex(f"BM25 row map at {directory} is unreadable: {exc}") from exc

