@@ -25,10 +25,11 @@ class Section(BaseModel):
 
 
 class EmbeddingSettings(Section):
-    provider: Literal["sentence-transformers", "openai"] = Field(
+    provider: Literal["sentence-transformers", "openai", "hashing"] = Field(
         "sentence-transformers",
         description="'sentence-transformers' runs the model in-process (CPU/CUDA/MPS); 'openai' calls any "
-        "OpenAI-compatible /v1/embeddings endpoint (e.g. vLLM serving AQ-MedAI/Diver-Retriever-4B).",
+        "OpenAI-compatible /v1/embeddings endpoint (e.g. vLLM serving AQ-MedAI/Diver-Retriever-4B); "
+        "'hashing' is a model-free feature-hashing embedder for tests and benchmarks (not semantic).",
     )
     model: str = Field(
         DEFAULT_EMBEDDING_MODEL,
@@ -59,7 +60,10 @@ class EmbeddingSettings(Section):
     base_url: str | None = Field(None, description="provider='openai': endpoint base URL (…/v1).")
     api_key: SecretStr | None = Field(None, description="provider='openai': API key (never logged).")
     dimensions: int | None = Field(
-        None, ge=1, description="provider='openai': embedding size, when the endpoint cannot be probed."
+        None,
+        ge=1,
+        le=65536,
+        description="provider='openai': embedding size, when the endpoint cannot be probed; 'hashing': size (384).",
     )
     request_batch_size: int = Field(64, ge=1, le=2048, description="provider='openai': texts per request.")
     timeout_s: float = Field(60.0, gt=0, description="provider='openai': HTTP timeout per request.")
@@ -124,13 +128,13 @@ class ModelSettings(Section):
     base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8080/v1; None = OpenAI's API.")
     api_key: SecretStr | None = Field(None, description="API key; may be empty for local endpoints.")
     model: str | None = Field(None, description="Model name; None disables the stages using this model.")
-    temperature: float = Field(0.0, ge=0, le=2)
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (expander default 0.7).")
     max_tokens: int = Field(512, ge=1, le=131072, description="Max output tokens per call.")
     max_tokens_in_extra_body: bool = Field(
         False, description="Send max_tokens in extra_body (for servers that ignore max_completion_tokens)."
     )
     context_window: int = Field(8192, ge=512, description="Prompt budget used to size listwise windows.")
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0, description="Seconds before one request is abandoned.")
     max_retries: int = Field(
         2, ge=0, le=10, description="Retries with exponential backoff on transient errors."
     )
@@ -163,8 +167,8 @@ class ExpansionSettings(Section):
 
 class RerankSettings(Section):
     rerank_k: int = Field(100, ge=1, le=1000, description="Candidates reranked.")
-    pointwise: bool = True
-    listwise: bool = True
+    pointwise: bool = Field(True, description="Run the pointwise reranker (one call per document).")
+    listwise: bool = Field(True, description="Run the listwise reranker (ranked ids in a JSON block).")
     pointwise_blend: float = Field(
         0.5, ge=0, le=1, description="Weight of the LLM score vs normalised hybrid."
     )
@@ -173,7 +177,9 @@ class RerankSettings(Section):
     window_size: int = Field(20, ge=2, le=1000, description="Listwise sliding-window size.")
     window_step: int = Field(10, ge=1, le=1000, description="Listwise sliding-window step.")
     doc_tokens: int = Field(512, ge=16, le=32768, description="Each document is cut to this many tokens.")
-    domain_kind: Literal["general", "coding", "math-theorem", "math-problem", "documentation"] = "general"
+    domain_kind: Literal["general", "coding", "math-theorem", "math-problem", "documentation"] = Field(
+        "general", description="Pointwise prompt variant (e.g. math-theorem for TheoremQA theorems)."
+    )
 
 
 class LimitSettings(Section):
@@ -187,7 +193,7 @@ class LimitSettings(Section):
 
 class ServerSettings(Section):
     host: str = Field("127.0.0.1", description="HTTP bind address; non-loopback requires auth_token.")
-    port: int = Field(8765, ge=0, le=65535)
+    port: int = Field(8765, ge=0, le=65535, description="HTTP port (0 = any free port).")
     auth_token: SecretStr | None = Field(None, description="Bearer token for the HTTP transport.")
     allowed_roots: list[Path] = Field(
         default_factory=list, description="index_path may only read under these folders (none = refused)."

@@ -4,9 +4,11 @@ OpenAI-compatible ``/v1/embeddings`` client. Both return L2-normalised float32 v
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -284,8 +286,49 @@ class OpenAIEmbedder(CachedEmbedder):
         raise StateError("unreachable")  # pragma: no cover
 
 
+class HashingEmbedder:
+    """A model-free embedder: signed feature hashing of word unigrams and bigrams (deterministic, fast).
+
+    For tests, benchmarks of everything but the model, and machines without torch. Not semantic.
+    """
+
+    _WORD = re.compile(r"\w+", re.UNICODE)
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        self.settings = settings
+        self.dimensions = settings.dimensions or 384
+        self.id = f"hashing-{self.dimensions}"
+        self.max_seq_length = settings.max_seq_length or 256
+        self.spanner: TokenSpanner = RegexSpanner()
+
+    def chunk_token_budget(self) -> int:
+        return self.max_seq_length
+
+    def _vector(self, text: str) -> np.ndarray:
+        vector = np.zeros(self.dimensions, dtype=np.float32)
+        words = self._WORD.findall(text.lower())
+        for feature in words + [a + " " + b for a, b in zip(words, words[1:], strict=False)]:
+            digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+            bucket = int.from_bytes(digest[:4], "little") % self.dimensions
+            vector[bucket] += 1.0 if digest[4] & 1 else -1.0
+        return vector
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        return _normalise(np.stack([self._vector(t) for t in texts]))
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.settings.document_prefix + t for t in texts])
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.settings.query_prefix + t for t in texts])
+
+
 def build_embedder(settings: EmbeddingSettings, cache_dir: Path | None = None) -> Embedder:
     """The configured embedder (loads the model once; callers keep it)."""
+    if settings.provider == "hashing":
+        return HashingEmbedder(settings)
     if settings.provider == "openai":
         return OpenAIEmbedder(settings, cache_dir)
     return SentenceTransformerEmbedder(settings, cache_dir)

@@ -1,0 +1,268 @@
+"""The ``diver`` command line: index, search, collections, drop, demo; eval and serve plug in from adapters."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from diver.config import DiverSettings, load_settings
+from diver.errors import DiverError, InputError
+
+app = typer.Typer(
+    name="diver",
+    help="DIVER: reasoning-intensive hybrid retrieval.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _settings() -> DiverSettings:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    return load_settings()
+
+
+def _engine() -> Any:
+    from diver.engine import Engine
+
+    return Engine(_settings())
+
+
+def _fail(exc: DiverError) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def index(
+    collection: Annotated[str, typer.Argument(help="Collection name (created if missing).")],
+    path: Annotated[
+        Path, typer.Argument(help="A folder of .txt/.md files, or a .jsonl file with id/text[/metadata].")
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Index documents (resumable: re-running skips what is already indexed and unchanged)."""
+    from diver.ingest import read_documents
+
+    try:
+        settings = _settings()
+        documents, skipped = read_documents(path, max_bytes=settings.limits.max_document_bytes)
+        from diver.engine import Engine
+
+        with Engine(settings) as engine:
+            report = engine.collection(collection, create=True).upsert(documents, progress=True)
+        report.skipped.extend(skipped)
+    except DiverError as exc:
+        _fail(exc)
+    if json_out:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    typer.echo(
+        f"{collection}: {report.added} added, {report.replaced} replaced, {report.unchanged} unchanged, "
+        f"{report.chunks} chunks embedded in {report.seconds:.1f}s"
+    )
+    for dup in report.duplicate_ids:
+        typer.echo(f"  duplicate id (last one kept): {dup}", err=True)
+    for reason in report.skipped:
+        typer.echo(f"  skipped: {reason}", err=True)
+
+
+@app.command()
+def search(
+    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    query: Annotated[str, typer.Argument(help="The question.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of documents.")] = 10,
+    mode: Annotated[str, typer.Option("--mode", help="bm25, dense or hybrid.")] = "hybrid",
+    json_out: JsonOpt = False,
+) -> None:
+    """Retrieve documents (no LLM)."""
+    try:
+        with _engine() as engine:
+            result = engine.collection(collection).search(query, k=k, mode=mode)  # type: ignore[arg-type]
+    except DiverError as exc:
+        _fail(exc)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    if json_out:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    _table(
+        f"{mode} search in {collection}",
+        ["#", "id", "score", "title"],
+        [[str(h.rank), h.id, f"{h.score:.4f}", h.title[:70]] for h in result.hits],
+    )
+
+
+@app.command("deep-search")
+def deep_search(
+    collection: Annotated[str, typer.Argument(help="Collection name.")],
+    query: Annotated[str, typer.Argument(help="The question.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of documents.")] = 10,
+    rounds: Annotated[
+        int | None, typer.Option("--rounds", help="Expansion rounds (default: config).")
+    ] = None,
+    rerank: Annotated[bool, typer.Option("--rerank/--no-rerank", help="LLM reranking.")] = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """The full DIVER pipeline: LLM query expansion, hybrid retrieval, LLM reranking."""
+    from diver.errors import require
+
+    require("langgraph", "llm", "deep search")
+    from diver.graph.run import run_deep_search
+
+    context: dict[str, Any] = {"k": k, "rerank": rerank}
+    if rounds is not None:
+        context["max_rounds"] = rounds
+    try:
+        with _engine() as engine:
+            result = run_deep_search(
+                collection,
+                query,
+                engine.settings,
+                engine=engine,
+                context=context,
+                progress=lambda event: typer.echo(
+                    f"  {event.get('event')}: {event.get('message', '')}", err=True
+                ),
+            )
+    except DiverError as exc:
+        _fail(exc)
+    if json_out:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"stop: {result.stop_reason}; LLM calls {result.llm_calls}, tokens {result.tokens}", err=True)
+    _table(
+        f"deep search in {collection}",
+        ["#", "id", "score", "title"],
+        [[str(h.rank), h.id, f"{h.score:.4f}", h.title[:70]] for h in result.hits],
+    )
+
+
+@app.command()
+def collections(json_out: JsonOpt = False) -> None:
+    """List collections with document/chunk counts and their embedder."""
+    try:
+        with _engine() as engine:
+            infos = engine.list_collections()
+    except DiverError as exc:
+        _fail(exc)
+    if json_out:
+        typer.echo(json.dumps([i.model_dump() for i in infos], indent=2))
+        return
+    _table(
+        "collections",
+        ["name", "documents", "chunks", "embedder", "dims", "chunk tokens"],
+        [
+            [i.name, str(i.documents), str(i.chunks), i.embedder, str(i.dimensions), str(i.chunk_tokens)]
+            for i in infos
+        ],
+    )
+
+
+@app.command()
+def get(
+    collection: Annotated[str, typer.Argument()], doc_id: Annotated[str, typer.Argument(help="Document id.")]
+) -> None:
+    """Print one document as JSON."""
+    try:
+        with _engine() as engine:
+            typer.echo(engine.collection(collection).get(doc_id).model_dump_json(indent=2))
+    except DiverError as exc:
+        _fail(exc)
+
+
+@app.command()
+def delete(collection: Annotated[str, typer.Argument()], ids: Annotated[list[str], typer.Argument()]) -> None:
+    """Delete documents by id."""
+    try:
+        with _engine() as engine:
+            deleted = engine.collection(collection).delete(ids)
+    except DiverError as exc:
+        _fail(exc)
+    typer.echo(f"deleted {deleted} of {len(ids)}")
+
+
+@app.command()
+def drop(
+    collection: Annotated[str, typer.Argument()],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a whole collection (BM25, vectors and documents)."""
+    if not yes and sys.stdin.isatty() and not typer.confirm(f"drop collection {collection!r}?"):
+        raise typer.Exit(1)
+    try:
+        with _engine() as engine:
+            engine.drop(collection)
+    except DiverError as exc:
+        _fail(exc)
+    typer.echo(f"dropped {collection}")
+
+
+@app.command()
+def config() -> None:
+    """Show the effective configuration (secrets redacted)."""
+    try:
+        settings = _settings()
+    except DiverError as exc:
+        _fail(exc)
+    typer.echo(settings.model_dump_json(indent=2))
+
+
+@app.command()
+def demo(
+    collection: Annotated[str, typer.Option(help="Collection to build.")] = "theoremqa-theorems",
+    queries: Annotated[int, typer.Option(help="How many BRIGHT theoremqa_theorems queries to run.")] = 3,
+) -> None:
+    """Index the TheoremQA theorem corpus (354 theorems) and answer a few BRIGHT reasoning queries."""
+    from diver.demo import run_demo
+
+    try:
+        run_demo(_settings(), collection, queries, echo=typer.echo)
+    except DiverError as exc:
+        _fail(exc)
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in header:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=160).print(table)
+
+
+def _register_adapters() -> None:
+    """eval and serve live in adapters with their own extras; register them when importable."""
+    for module in ("diver.evals.cli", "diver.server.cli"):
+        try:
+            register = __import__(module, fromlist=["register"]).register
+        except ImportError as exc:
+            logging.getLogger(__name__).debug("%s not available: %s", module, exc)
+            continue
+        register(app)
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("DIVER_LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    _register_adapters()
+    try:
+        app()
+    except InputError as exc:  # raised outside a command's own handler (e.g. settings)
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

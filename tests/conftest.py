@@ -1,0 +1,58 @@
+"""Shared fixtures: offline environment, settings on a temporary data dir, one MiniLM per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("LANGGRAPH_CLI_NO_ANALYTICS", "1")
+for _name in [n for n in os.environ if n.startswith("DIVER_")]:
+    del os.environ[_name]  # a developer's own DIVER_* settings must not leak into tests
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+
+
+def make_settings(tmp_path: Path, **overrides):
+    from diver.config import load_settings
+
+    embedding = overrides.pop("embedding", {"provider": "hashing"})
+    return load_settings(data_dir=tmp_path / "diver-data", embedding=embedding, **overrides)
+
+
+@pytest.fixture
+def hashing_settings(tmp_path: Path):
+    """Settings with the model-free hashing embedder (fast; for engine mechanics)."""
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def engine(hashing_settings):
+    from diver.engine import Engine
+
+    with Engine(hashing_settings) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The offline MiniLM (loaded once per test session)."""
+    from diver.config import EmbeddingSettings
+    from diver.embedders import build_embedder
+
+    return build_embedder(EmbeddingSettings())
+
+
+@pytest.fixture(scope="session")
+def theorems():
+    """The 354 TheoremQA theorems as (name, text) pairs."""
+    import json
+
+    with open(DATA / "theoremqa" / "all_theorems.json", encoding="utf-8") as handle:
+        return list(json.load(handle).items())
