@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from diver.graph.context import Context
+from diver.graph.rerank_nodes import RerankNodes
+from diver.graph.resources import Provider
+from diver.graph.state import DeepSearchState, InputState
 from langgraph.graph import END, START, StateGraph
 
 from diver.prompt_templates import load_template
-
-from .context import Context
-from .rerank_nodes import RerankNodes
-from .resources import Provider
-from .state import DeepSearchState, InputState
 
 _TEMPLATES = (
     "expand_first", "expand_refine", "listwise", "sufficiency", "pointwise_general", "pointwise_coding",

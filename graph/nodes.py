@@ -10,6 +10,10 @@ import asyncio
 import time
 from typing import Any
 
+from diver.graph.context import Context, context_from
+from diver.graph.decisions import TOP_N, rerank_stages, stop_reason
+from diver.graph.resources import Provider, Resources
+from diver.graph.state import DeepSearchState
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
@@ -19,11 +23,6 @@ from diver.hits import SearchHit
 from diver.llm import LLMUsage
 from diver.sufficiency import ask_sufficiency
 from diver.tokens import truncate_tokens
-
-from .context import Context, context_from
-from .decisions import TOP_N, rerank_stages, stop_reason
-from .resources import Provider, Resources
-from .state import DeepSearchState
 
 
 def emit(event: dict[str, Any]) -> None:

@@ -6,6 +6,9 @@ import asyncio
 import time
 from typing import Any
 
+from diver.graph.context import Context
+from diver.graph.nodes import Nodes, _ms, emit, hits_of
+from diver.graph.state import DeepSearchState
 from langgraph.runtime import Runtime
 
 from diver.errors import DiverError
@@ -19,10 +22,6 @@ from diver.rerank import (
     rerank_listwise,
     rerank_pointwise,
 )
-
-from .context import Context
-from .nodes import Nodes, _ms, emit, hits_of
-from .state import DeepSearchState
 
 
 class RerankNodes(Nodes):

@@ -8,16 +8,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from diver.graph.context import Context, context_from
+from diver.graph.graph import build_graph
+from diver.graph.resources import Provider
 from pydantic import BaseModel, Field
 
 from diver.config import DiverSettings
 from diver.expansion import ExpansionRound
 from diver.hits import SearchHit
 from diver.llm import ChatFactory, LLMUsage
-
-from .context import Context, context_from
-from .graph import build_graph
-from .resources import Provider
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 """Receives each progress event: {'event': 'retrieved'|'decision'|'round_started'|'stage_started'|
@@ -91,11 +90,22 @@ async def arun_deep_search(
     context: Context | dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     chat_factory: ChatFactory | None = None,
+    engine: Any | None = None,
 ) -> DeepSearchResult:
-    """Deep search ``query`` in ``collection`` (a name in ``settings.data_dir``, an engine ``Collection``
-    or any ``Retriever``). ``context`` overrides knobs for this run (see ``Context``)."""
+    """Deep search ``query`` in ``collection``: an engine ``Collection``, any ``Retriever``, or a name
+    (opened from ``engine`` when given, else from ``settings.data_dir``; a process that already holds an
+    ``Engine`` must pass it or the collection, since a data directory is locked per Engine).
+    ``context`` overrides knobs for this run (see ``Context``)."""
     ctx = context_from(context)
-    if isinstance(collection, str):
+    if settings is None and engine is not None:
+        settings = engine.settings
+    if isinstance(collection, str) and engine is not None:
+        ctx = replace(ctx, collection=collection)
+        provider = Provider(
+            settings=settings, retriever=engine.collection(collection), chat_factory=chat_factory
+        )
+        name = collection
+    elif isinstance(collection, str):
         ctx = replace(ctx, collection=collection)
         provider = Provider(settings=settings, chat_factory=chat_factory)
         name = collection
@@ -121,10 +131,17 @@ def run_deep_search(
     context: Context | dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     chat_factory: ChatFactory | None = None,
+    engine: Any | None = None,
 ) -> DeepSearchResult:
     """Synchronous ``arun_deep_search`` (must not be called from a running event loop)."""
     return asyncio.run(
         arun_deep_search(
-            collection, query, settings, context=context, progress=progress, chat_factory=chat_factory
+            collection,
+            query,
+            settings,
+            context=context,
+            progress=progress,
+            chat_factory=chat_factory,
+            engine=engine,
         )
     )

@@ -2,13 +2,15 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from diver.config import BM25Settings
 from diver.lexical import BM25Tokenizer, LexicalIndex
-from tests.conftest import DATA
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 @pytest.fixture(scope="module")
