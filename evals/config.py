@@ -55,7 +55,7 @@ class EvalConfig:
     limit_queries: int | None = None
     top_k: int = 1000
     query_batch: int = 32
-    index_batch: int = 256
+    index_batch: int = 128
     progress: bool = True
     data_root: Path | None = None
 

@@ -135,9 +135,16 @@ def render_report(metrics: Mapping[str, Any], manifest: Mapping[str, Any]) -> st
         out += ["## Notes", ""] + [f"- {n}" for n in notes[:50]]
         if len(notes) > 50:
             out.append(f"- … {len(notes) - 50} more in metrics.json")
-    reused = manifest.get("reused", {})
-    if reused:
-        out += ["", "## Reused from earlier runs and caches", ""] + [f"- {k}: {v}" for k, v in reused.items()]
+    out += ["", "## Timing and reuse", ""]
+    for domain, info in manifest.get("collections", {}).items():
+        how = "reused" if info.get("reused") else f"indexed in {info.get('index_seconds', 0):.1f} s"
+        out.append(
+            f"- collection `{info.get('collection')}` ({domain}): {info.get('documents')} documents, {how}"
+        )
+    for key, value in manifest.get("reused", {}).items():
+        if key != "collections":
+            out.append(f"- {key.replace('_', ' ')}: {value}")
+    out.append(f"- wall time of this invocation: {manifest.get('wall_seconds', 0):.1f} s")
     return "\n".join(out) + "\n"
 
 

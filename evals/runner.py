@@ -223,7 +223,9 @@ def build_manifest(
     }
     cache_stats = getattr(engine.embedder, "cache_stats", None) if collections else None
     if callable(cache_stats):
-        reused["embedding_cache"] = cache_stats()  # hits = vectors read back instead of computed
+        cache_stats = cache_stats()
+    if isinstance(cache_stats, dict) and cache_stats:
+        reused["embedding_cache"] = cache_stats  # hits = vectors read back from disk instead of computed
     return {
         "created_at": mf.now_iso(),
         "command": mf.command_line(),

@@ -34,8 +34,8 @@ DOMAINS: tuple[str, ...] = (
     "leetcode",
     "pony",
     "aops",
-    "theoremqa_theorems",
     "theoremqa_questions",
+    "theoremqa_theorems",
 )
 NO_LONG_DOCUMENTS = frozenset({"leetcode", "aops", "theoremqa_theorems", "theoremqa_questions"})
 QUERY_CONFIGS = ("examples", "gpt4_reason", "claude-3-opus_reason", "llama3-70b_reason")
