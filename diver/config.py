@@ -198,6 +198,9 @@ class ServerSettings(Section):
     allowed_roots: list[Path] = Field(
         default_factory=list, description="index_path may only read under these folders (none = refused)."
     )
+    max_path_documents: int = Field(
+        100_000, ge=1, description="index_path refuses a folder or .jsonl holding more documents than this."
+    )
 
 
 class DiverSettings(BaseSettings):

@@ -1,0 +1,90 @@
+"""Progress notifications for long tools: strictly increasing counters, one message per stage, and a
+heartbeat so clients with a fixed request timeout (often 60 s) keep the call alive during slow LLM calls."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.from_thread
+from mcp.server.mcpserver import Context
+
+T = TypeVar("T")
+Emit = Callable[[dict[str, Any]], None]
+HEARTBEAT_S = 10.0
+
+
+def describe(event: dict[str, Any]) -> str:
+    """A one-line, human-readable message for a graph or indexing progress event."""
+    kind = event.get("event", "")
+    stage = event.get("stage", "")
+    if kind == "retrieved":
+        return f"round {event.get('round', 0)}: retrieved {event.get('hits', 0)} documents"
+    if kind == "decision":
+        if event.get("stop_reason"):
+            plan = ", ".join(event.get("next") or []) or "merge"
+            return f"expansion stopped ({event['stop_reason']}); next: {plan}"
+        return f"round {event.get('round', 0)}: expanding the query"
+    if kind == "round_started":
+        return f"expansion round {event.get('round')}: asking the LLM"
+    if kind == "stage_started":
+        return f"{stage} reranking of {event.get('candidates', 0)} candidates started"
+    if kind == "llm_progress":
+        return f"{stage}: {event.get('done')}/{event.get('total')} LLM calls"
+    if kind == "stage_done":
+        return f"{stage} done ({event.get('llm_calls', 0)} LLM calls, {event.get('ms', 0):.0f} ms)"
+    if kind == "indexed":
+        total = event.get("total")
+        return f"indexed {event.get('done')}" + (f"/{total}" if total else "") + " documents"
+    return str(event.get("message") or kind or "working")
+
+
+class ProgressReporter:
+    """Turns events into ``ctx.report_progress`` calls with a strictly increasing progress value."""
+
+    def __init__(self, ctx: Context, heartbeat_s: float = HEARTBEAT_S) -> None:
+        self.ctx = ctx
+        self.heartbeat_s = heartbeat_s
+        self.count = 0
+        self.last = "starting"
+        self._send, self._receive = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Queue an event (call from the event loop's thread)."""
+        self._send.send_nowait(event)
+
+    def emit_from_thread(self, event: dict[str, Any]) -> None:
+        """Queue an event from a worker thread started by ``anyio.to_thread``."""
+        anyio.from_thread.run_sync(self._send.send_nowait, event)
+
+    async def report(self, message: str) -> None:
+        self.count += 1
+        await self.ctx.report_progress(self.count, None, message)
+
+    async def _pump(self) -> None:
+        async with self._receive:
+            while True:
+                with anyio.move_on_after(self.heartbeat_s) as scope:
+                    try:
+                        event = await self._receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                if scope.cancelled_caught:
+                    await self.report(f"still working: {self.last}")
+                    continue
+                self.last = describe(event)
+                await self.report(self.last)
+
+    async def run(self, work: Callable[[], Awaitable[T]], start: str, done: str) -> T:
+        """Run ``work`` while reporting its queued events; ``start`` and ``done`` bracket the stream."""
+        await self.report(start)
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._pump)
+            try:
+                result = await work()
+            finally:
+                self._send.close()
+        await self.report(done)
+        return result
