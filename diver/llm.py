@@ -153,8 +153,8 @@ class ChatLLM:
     ) -> str:
         """One completion (sample ``sample`` of ``n``), from the cache when possible."""
         key = self.cache_key(messages, sample, n) if self._cache is not None else ""
-        if self._cache is not None:
-            hit = self._cache.get(key)
+        if self._cache is not None:  # sqlite I/O off the event loop
+            hit = await asyncio.to_thread(self._cache.get, key)
             if isinstance(hit, dict) and isinstance(hit.get("text"), str):
                 usage.cache_hits += 1
                 usage.cached_tokens += int(hit.get("prompt_tokens", 0)) + int(hit.get("completion_tokens", 0))
@@ -166,7 +166,7 @@ class ChatLLM:
         usage.completion_tokens += completion_tokens
         if self._cache is not None and text.strip():
             value = {"text": text, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
-            self._cache.put(key, value)
+            await asyncio.to_thread(self._cache.put, key, value)
         return text
 
     async def sample(self, messages: Sequence[Message], n: int, usage: LLMUsage) -> list[str | LLMError]:
