@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from tests_support import make_settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -17,13 +18,6 @@ for _name in [n for n in os.environ if n.startswith("DIVER_")]:
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
-
-
-def make_settings(tmp_path: Path, **overrides):
-    from diver.config import load_settings
-
-    embedding = overrides.pop("embedding", {"provider": "hashing"})
-    return load_settings(data_dir=tmp_path / "diver-data", embedding=embedding, **overrides)
 
 
 @pytest.fixture
