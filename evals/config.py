@@ -27,17 +27,22 @@ LLMStage = Callable[[Benchmark, dict[str, Ranking], DiverSettings], dict[str, Ra
 
 
 def llm_stage_runner(stage: str) -> LLMStage:
-    """The hook where the LLM stages plug in.
+    """The one hook where the LLM stages plug in.
 
     It must return a function (benchmark, hybrid rankings, settings) -> rankings that runs ``stage``
     (``expand``: DIVER's iterative query expansion then hybrid retrieval; ``rerank``: expansion then
-    pointwise + listwise reranking) through ``graph.run_deep_search``. Until that pipeline exists the
-    stage is refused before any work is done.
+    pointwise + listwise reranking) through ``diver.graph.run_deep_search`` for each query.
+
+    Still refused: the protocol needs each query's excluded ids removed before any cut, and the deep
+    search must also never show them to the LLM as feedback (for TheoremQA they include the query's own
+    problem, answer included). ``run_deep_search`` has no per-query ``exclude`` yet; once it has, wire it
+    here (k=1000, excluded ids passed through, rewrites cached by the LLM cache) and drop the refusal.
     """
     raise StageUnavailable(
-        f"stage {stage!r} needs the LLM pipeline (graph.run_deep_search), which is not available yet. "
-        "Run --stages bm25,dense,hybrid; to reproduce LLM-expanded rows without an LLM, pass precomputed "
-        "rewrites with --queries FILE (jsonl: id, query) or --queries bright:gpt4_reason."
+        f"stage {stage!r} needs the LLM pipeline with per-query excluded ids (graph.run_deep_search has no "
+        "'exclude' yet, and without it the expander would see excluded documents). Run --stages "
+        "bm25,dense,hybrid; to reproduce LLM-expanded rows without an LLM, pass precomputed rewrites with "
+        "--queries FILE (jsonl: id, query) or --queries bright:gpt4_reason."
     )
 
 

@@ -230,11 +230,12 @@ def console_table(metrics: Mapping[str, Any]) -> str:
     """A plain-text table for the terminal."""
     stages = [s for s in metrics["stage_order"] if s in metrics["stages"]]
     domains = list(metrics["domains"])
-    cols = [SHORT.get(d, d) for d in domains] + ["Avg", "R@100", "MRR"]
+    cols = [SHORT.get(d, d) for d in domains] + ["Avg", "R@100", "MRR"]  # Avg/R@100/MRR: domain means
     lines = []
     if not metrics["comparable_to_bright"]:
         lines.append(f"{metrics['benchmark']}: {NOT_COMPARABLE}")
-    lines.append(f"{'nDCG@10 x100':<14}" + "".join(f"{c:>8}" for c in cols))
+    widths = [max(8, len(c) + 2) for c in cols]
+    lines.append(f"{'nDCG@10 x100':<14}" + "".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True)))
     for stage in stages:
         block = metrics["stages"][stage]
         cells = [pct(block["domains"][d]["mean"].get(HEADLINE)) for d in domains]
@@ -243,5 +244,5 @@ def console_table(metrics: Mapping[str, Any]) -> str:
             pct(block["average"].get("Recall@100")),
             pct(block["average"].get("MRR")),
         ]
-        lines.append(f"{stage:<14}" + "".join(f"{c:>8}" for c in cells))
+        lines.append(f"{stage:<14}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))
     return "\n".join(lines)

@@ -254,3 +254,15 @@ def test_vendored_source_has_no_corpus() -> None:
 
     with pytest.raises(InputError, match="no documents for biology"):
         load_bright("biology", VendoredSource())
+
+
+def test_hub_unreachable_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+    from diver.errors import StateError
+
+    def offline(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("Couldn't reach 'xlangai/BRIGHT' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(StateError, match="local:PATH"):
+        load_bright("biology", HubSource())

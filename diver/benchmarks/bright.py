@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from diver.benchmarks.model import Benchmark, Corpus, find_data_root, parse_id_list, sha256_file
 from diver.documents import Document, make_document
-from diver.errors import InputError, require
+from diver.errors import InputError, StateError, require
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,13 @@ class HubSource:
         kwargs: dict[str, Any] = {"split": domain}
         if self.cache_dir is not None:
             kwargs["cache_dir"] = str(self.cache_dir)
-        table = datasets.load_dataset(self.dataset, config, **kwargs)
+        try:
+            table = datasets.load_dataset(self.dataset, config, **kwargs)
+        except OSError as exc:  # ConnectionError, offline mode, dataset or split not found
+            raise StateError(
+                f"cannot load {self.dataset} {config}/{domain} from the Hugging Face hub ({exc}); "
+                "offline, use --bright-source local:PATH with a copy of the dataset"
+            ) from exc
         self._fingerprints[(config, domain)] = str(getattr(table, "_fingerprint", "") or "")
         return table
 
