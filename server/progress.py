@@ -11,6 +11,8 @@ import anyio
 import anyio.from_thread
 from mcp.server.mcpserver import Context
 
+from diver.errors import DiverError
+
 T = TypeVar("T")
 Emit = Callable[[dict[str, Any]], None]
 HEARTBEAT_S = 10.0
@@ -80,11 +82,16 @@ class ProgressReporter:
     async def run(self, work: Callable[[], Awaitable[T]], start: str, done: str) -> T:
         """Run ``work`` while reporting its queued events; ``start`` and ``done`` bracket the stream."""
         await self.report(start)
+        failure: DiverError | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(self._pump)
             try:
                 result = await work()
+            except DiverError as exc:  # re-raised below, unwrapped (a task group would wrap it in a group)
+                failure = exc
             finally:
                 self._send.close()
+        if failure is not None:
+            raise failure
         await self.report(done)
         return result
