@@ -279,3 +279,20 @@ def test_full_run_with_the_real_engine(tmp_path: Path, monkeypatch: pytest.Monke
             assert not excluded & {doc for doc, _ in run[row["id"]]}, (stage, row["id"])
     assert result.metrics["stages"]["bm25"]["average"]["nDCG@10"] > 0.5
     assert result.manifest["models"]["dimensions"] == 384
+
+
+def test_limit_queries_and_rewrites_per_domain(tmp_path: Path, settings: Any) -> None:
+    rewrites = tmp_path / "rw.jsonl"
+    rows = [{"id": r["id"], "query": f"RW {r['query']}", "domain": "biology"} for r in EXAMPLES]
+    rows.append({"id": "0", "query": "other domain", "domain": "earth-science"})
+    rewrites.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    engine = FakeEngine()
+    result = run_eval(
+        config(tmp_path, stages=["bm25"], limit_queries=2, queries=str(rewrites)), settings, engine=engine
+    )
+    block = result.metrics["stages"]["bm25"]["domains"]["biology"]
+    assert block["queries"] == 2
+    assert set(read_run(result.out_dir / "run.bm25.biology.trec")) == {"0", "1"}
+    col = next(iter(engine.collections.values()))
+    assert col.searched == ["RW moths fly to light lamps", "RW plants sense gravity roots"]
+    assert any("limited to the first 2" in n for n in result.metrics["notes"]["biology"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def _load_json(path: Path) -> Any:
         return json.load(handle)
 
 
-def _bright_rows(data_root: Path, domain: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def _bright_rows(data_root: Path, domain: str) -> tuple[list[Mapping[str, Any]], dict[str, str]]:
     source = VendoredSource(data_root)
     return list(source.rows("examples", domain)), source.fingerprint("examples", domain)
 
@@ -80,9 +81,9 @@ def build_theorems(data_root: Path | None = None) -> Benchmark:
         qid = str(row["id"])
         queries[qid] = str(row["query"])
         problem = problems.get(qid.removeprefix(ID_PREFIX))
-        name = by_lower.get(str(problem.get("theorem", "")).strip().lower()) if problem else None
-        qrels[qid] = {theorem_id(name): 1} if name else {}
-        if not name:
+        matched = by_lower.get(str(problem.get("theorem", "")).strip().lower()) if problem else None
+        qrels[qid] = {theorem_id(matched): 1} if matched else {}
+        if not matched:
             notes.append(f"query {qid}: no TheoremQA problem or theorem match, no relevant document")
     sources.update(
         {str(theorems_path): sha256_file(theorems_path), str(problems_path): sha256_file(problems_path)}
