@@ -57,7 +57,7 @@ def index(
         from diver.engine import Engine
 
         with Engine(settings) as engine:
-            report = engine.collection(collection, create=True).upsert(documents, progress=True)
+            report = engine.collection(collection, create=True).upsert(documents, progress=True, total=len(documents))
         report.skipped.extend(skipped)
     except DiverError as exc:
         _fail(exc)
