@@ -1,5 +1,5 @@
 """Measure the MCP server over stdio on the 354 TheoremQA theorems: start-up to first answered call and
-p50/p95 latency of `search`. Not a test (no test_ prefix): run `python tests/integration/bench_mcp_stdio.py`."""
+p50/p95 latency of `search` (embedding cache off, so every query is embedded). Not a test (no test_ prefix): run `python tests/integration/bench_mcp_stdio.py`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def build_collection(data_dir: Path) -> list[str]:
 
 async def measure(data_dir: Path, queries: list[str]) -> None:
     params = StdioServerParameters(command=PYTHON, args=["-m", "diver.server"], cwd=str(REPO),
-                                   env=server_env(data_dir, None, []))  # fmt: skip
+                                   env=server_env(data_dir, None, [], DIVER_EMBEDDING__CACHE="false"))  # fmt: skip
     started = time.perf_counter()
     async with Client(params, read_timeout_seconds=300) as client:
         first = await client.call_tool("search", {"collection": "theorems", "query": queries[0], "k": 10})
