@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from langgraph.graph import END, START, StateGraph
+
 from diver.graph.context import Context
 from diver.graph.rerank_nodes import RerankNodes
 from diver.graph.resources import Provider
 from diver.graph.state import DeepSearchState, InputState
-from langgraph.graph import END, START, StateGraph
-
 from diver.prompt_templates import load_template
 
 _TEMPLATES = (

@@ -10,15 +10,15 @@ import asyncio
 import time
 from typing import Any
 
-from diver.graph.context import Context, context_from
-from diver.graph.decisions import TOP_N, rerank_stages, stop_reason
-from diver.graph.resources import Provider, Resources
-from diver.graph.state import DeepSearchState
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
 from diver.errors import DiverError, InputError, LLMError
 from diver.expansion import expand_round, select_feedback
+from diver.graph.context import Context, context_from
+from diver.graph.decisions import TOP_N, rerank_stages, stop_reason
+from diver.graph.resources import Provider, Resources
+from diver.graph.state import DeepSearchState
 from diver.hits import SearchHit
 from diver.llm import LLMUsage
 from diver.sufficiency import ask_sufficiency

@@ -6,12 +6,12 @@ import asyncio
 import time
 from typing import Any
 
-from diver.graph.context import Context
-from diver.graph.nodes import Nodes, _ms, emit, hits_of
-from diver.graph.state import DeepSearchState
 from langgraph.runtime import Runtime
 
 from diver.errors import DiverError
+from diver.graph.context import Context
+from diver.graph.nodes import Nodes, _ms, emit, hits_of
+from diver.graph.state import DeepSearchState
 from diver.hits import SearchHit
 from diver.llm import LLMUsage
 from diver.rerank import (

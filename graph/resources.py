@@ -12,10 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from diver.graph.context import Context, apply_context
-
 from diver.config import DiverSettings, load_settings
 from diver.errors import InputError
+from diver.graph.context import Context, apply_context
 from diver.llm import ChatFactory, ChatLLM, build_llm
 from diver.retriever import Retriever, as_retriever
 

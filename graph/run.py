@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from diver.graph.context import Context, context_from
-from diver.graph.graph import build_graph
-from diver.graph.resources import Provider
 from pydantic import BaseModel, Field
 
 from diver.config import DiverSettings
 from diver.expansion import ExpansionRound
+from diver.graph.context import Context, context_from
+from diver.graph.graph import build_graph
+from diver.graph.resources import Provider
 from diver.hits import SearchHit
 from diver.llm import ChatFactory, LLMUsage
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from diver.server.state import make_lifespan
-from diver.server.tools import register_tools
 from mcp.server.mcpserver import MCPServer
 
 from diver.config import DiverSettings, load_settings
 from diver.engine import Engine
 from diver.llm import ChatFactory
+from diver.server.state import make_lifespan
+from diver.server.tools import register_tools
 
 GUIDE = """\
 # DIVER: which search tool to use

@@ -32,11 +32,11 @@ def run_server(
     configure_logging(log_level)
     with stdout_to_stderr():  # imports and settings must not write to the JSON-RPC channel
         import anyio
-        from diver.server.app import build_server
-        from diver.server.http import serve_http
 
         from diver.config import load_settings
         from diver.errors import DiverError
+        from diver.server.app import build_server
+        from diver.server.http import serve_http
 
         try:
             settings = load_settings()

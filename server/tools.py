@@ -9,6 +9,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from diver.documents import Document, make_document
+from diver.errors import DiverError, InputError
+from diver.hits import SearchResult
 from diver.server.errors import in_thread, to_mcp_error
 from diver.server.models import (
     CollectionsOutput,
@@ -21,14 +29,6 @@ from diver.server.models import (
 )
 from diver.server.progress import ProgressReporter
 from diver.server.state import ServerState, state_of
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
-from pydantic import Field
-
-from diver.documents import Document, make_document
-from diver.errors import DiverError, InputError
-from diver.hits import SearchResult
 
 Collection = Annotated[str, Field(description="Collection name (see list_collections).")]
 Query = Annotated[str, Field(description="What to look for, in natural language; may be long and detailed.")]

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from diver.config import EmbeddingSettings
-from diver.embedders import OpenAIEmbedder, SentenceTransformerEmbedder, pick_device, pick_dtype, resolve_model_path
+from diver.embedders import (
+    OpenAIEmbedder,
+    SentenceTransformerEmbedder,
+    pick_device,
+    pick_dtype,
+    resolve_model_path,
+)
 from diver.errors import ConfigError, LLMError
 
 

@@ -4,13 +4,18 @@ import json
 import sqlite3
 
 import pytest
+from tests_support import make_settings
 
 from diver.documents import Document, make_document
 from diver.engine import Engine
 from diver.errors import (
-    CollectionNotFound, CorruptIndex, DocumentNotFound, EmbedderMismatch, IndexLocked, InputError,
+    CollectionNotFound,
+    CorruptIndex,
+    DocumentNotFound,
+    EmbedderMismatch,
+    IndexLocked,
+    InputError,
 )
-from tests_support import make_settings
 
 DOCS = [
     Document(id="pyth", text="Pythagorean theorem\nIn a right triangle a^2 + b^2 = c^2 for the legs and hypotenuse."),

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import typer
-from diver.evals.cli import register
-from diver.evals.runner import EvalConfig, StageUnavailable, run_eval
-from diver.evals.trec import read_run
 from typer.testing import CliRunner
 
 from diver.config import load_settings
 from diver.documents import Document
+from diver.evals.cli import register
+from diver.evals.runner import EvalConfig, StageUnavailable, run_eval
+from diver.evals.trec import read_run
 from diver.hits import CollectionInfo, IndexReport, SearchHit, SearchResult
 
 EXAMPLES = [

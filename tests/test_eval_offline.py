@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import typer
-from diver.evals.cli import register
 from typer.testing import CliRunner
+
+from diver.evals.cli import register
 
 
 @pytest.mark.slow

@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llm_fakes import FakeRetriever, ScriptedChatModel
+
+from diver.config import DiverSettings, load_settings
 from diver.graph.context import Context, apply_context, context_from
 from diver.graph.decisions import rerank_stages, stop_reason, top_overlap
 from diver.graph.graph import build_graph, route_after_decide
 from diver.graph.resources import Provider
 from diver.graph.run import arun_deep_search, run_deep_search
-from llm_fakes import FakeRetriever, ScriptedChatModel
-
-from diver.config import DiverSettings, load_settings
 
 DOCS = {f"t{i}": f"Theorem {i}: statement about topic{i} and topic{i + 1}." for i in range(30)}
 DOCS["target"] = "The pigeonhole principle: topic7 topic8 boxes and pigeons."

@@ -8,9 +8,8 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from diver.server.http import BearerAuth, http_app, is_loopback  # noqa: E402
-
 from diver.errors import ConfigError  # noqa: E402
+from diver.server.http import BearerAuth, http_app, is_loopback  # noqa: E402
 
 
 class Recorder:

@@ -9,9 +9,8 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from diver.server.progress import ProgressReporter, describe  # noqa: E402
-
 from diver.errors import InputError  # noqa: E402
+from diver.server.progress import ProgressReporter, describe  # noqa: E402
 
 
 class FakeContext:

@@ -15,11 +15,11 @@ from llm_fakes import ScriptedChatModel
 
 pytest.importorskip("mcp")
 
-from diver.server.app import build_server  # noqa: E402
 from mcp import Client  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
 
 from diver.config import load_settings  # noqa: E402
+from diver.server.app import build_server  # noqa: E402
 
 THEOREMS = json.loads(Path("data/theoremqa/all_theorems.json").read_text(encoding="utf-8"))
 NAMES = ["Kraft inequality", "Pigeonhole Principle", "Fermat's little theorem", "Bayes' theorem"]
