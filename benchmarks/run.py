@@ -1,0 +1,79 @@
+"""One command for the whole suite: ``python -m benchmarks.run [--sizes 10k,100k,1m] [--quick]``.
+
+Writes ``benchmarks/results/<machine>-<date>.json``, ``benchmarks/results/latest.md`` and PNG plots.
+``--quick`` runs every section at small sizes (2k and 10k documents, fewer queries, no 1M) in a few
+minutes; the full run targets under 30 minutes on the 2-core development machine. BLAS / OpenMP threads
+are pinned (``--threads``, default 1): on a shared 2-core host, two spinning BLAS or torch threads per
+process were measured 20-40x slower than one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _pin_threads(threads: int) -> None:
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[name] = str(threads)
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
+def label(size: int) -> str:
+    return f"{size // 1_000_000}M" if size >= 1_000_000 and size % 1_000_000 == 0 else f"{size // 1000}k"
+
+
+def plan(args: argparse.Namespace) -> dict:
+    if args.quick:
+        sizes = [parse_size(s) for s in (args.sizes or "2k,10k").split(",")]
+        return {
+            "sizes": sizes,
+            "main": sizes[-1],
+            "lexical_queries": 40,
+            "rank_bm25_queries": 2,
+            "bright_queries": 10,
+            "search_queries": 30,
+            "real_queries": 10,
+            "real_sample_docs": 24,
+            "dense_queries": 30,
+            "hnsw_max": 10_000,
+            "llm": {"documents": 40, "delay_s": 0.05, "concurrencies": (1, 4, 16)},
+        }
+    sizes = [parse_size(s) for s in (args.sizes or "10k,100k,1m").split(",")]
+    return {
+        "sizes": sizes,
+        "main": 100_000 if 100_000 in sizes else sorted(sizes)[len(sizes) // 2],
+        "lexical_queries": 200,
+        "rank_bm25_queries": 5,
+        "bright_queries": 50,
+        "search_queries": 100,
+        "real_queries": 30,
+        "real_sample_docs": 100,
+        "dense_queries": 100,
+        "hnsw_max": 10_000,
+        "llm": {"documents": 100, "delay_s": 0.3, "concurrencies": (1, 4, 16, 64)},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--sizes", help="comma-separated corpus sizes, e.g. 10k,100k,1m")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/torch threads (default 1)")
+    parser.add_argument("--sections", default="lexical,dense,collection,llm,scaling")
+    parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    args = parser.parse_args(argv)
+    _pin_threads(args.threads)
+    from benchmarks.suite import run_suite
+
+    return run_suite(plan(args), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

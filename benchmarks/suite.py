@@ -1,0 +1,136 @@
+"""Runs the sections of ``benchmarks.run`` (each in a forked child, so peak memory is its own) and reports."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import machine_info, run_forked
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _lexical(p: dict) -> dict:
+    from benchmarks.corpus import SyntheticCorpus
+    from benchmarks.lexical_bench import compare, theoremqa_texts
+
+    texts, queries = theoremqa_texts()
+    out = {"theoremqa": compare(texts, queries, min(len(queries), 20), min(len(queries), 20))}
+    corpus = SyntheticCorpus(p["main"])
+    texts = [t for batch in corpus.batches() for t in batch]
+    out["synthetic"] = compare(
+        texts, corpus.queries(p["lexical_queries"]), p["rank_bm25_queries"], p["bright_queries"]
+    )
+    return out
+
+
+def _dense(p: dict, size: int) -> dict:
+    from benchmarks.dense_bench import run
+
+    return run(size, p["dense_queries"], p["hnsw_max"])
+
+
+def _collection(p: dict, size: int, full: bool) -> dict:
+    from benchmarks.engine_bench import run
+
+    if full:
+        return run(size, p["search_queries"], p["real_queries"], p["real_sample_docs"])
+    return run(size, min(30, p["search_queries"]), 3, 8)
+
+
+def _llm(p: dict) -> dict:
+    from benchmarks.llm_bench import run
+
+    return run(**p["llm"])
+
+
+def _lexical_scaling(size: int) -> dict:
+    from benchmarks.lexical_bench import ours_at_size
+
+    return ours_at_size(size, 50)
+
+
+def _extrapolate(results: dict) -> None:
+    """HNSW at the largest dense size from the largest HNSW actually built (collection chunks or 10k)."""
+    from benchmarks.dense_bench import extrapolate_hnsw
+
+    dense = results.get("dense") or {}
+    sizes = [int(s) for s, d in dense.items() if "exact" in d]
+    if not sizes:
+        return
+    target = max(sizes)
+    col = results.get("collection") or {}
+    if "dense" in col:
+        measured = {**col["dense"]["hnsw"], "build_s": col["indexing"]["split_s"]["chroma_write_s"]}
+        size = col["dense"]["vectors"]
+    else:
+        built = [(int(s), d["hnsw"]) for s, d in dense.items() if d.get("hnsw")]
+        if not built:
+            return
+        size, measured = max(built, key=lambda kv: kv[0])
+    if target > size:
+        results["hnsw_extrapolated"] = {"target": target, **extrapolate_hnsw(measured, size, target)}
+
+
+def run_suite(p: dict, args: Any) -> int:
+    from benchmarks.report import write_report
+
+    sections = set(args.sections.split(","))
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "threads": args.threads,
+        "plan": {k: v for k, v in p.items() if k != "llm"}
+        | {"llm": {**p["llm"], "concurrencies": list(p["llm"]["concurrencies"])}},
+        "machine": machine_info(),
+        "timings_s": {},
+    }
+
+    def section(name: str, fn: Any, *fn_args: Any) -> Any:
+        _log(f"{name} ...")
+        t = time.perf_counter()
+        try:
+            value = run_forked(fn, *fn_args)
+        except RuntimeError as exc:
+            _log(f"{name} FAILED: {exc}")
+            value = {"error": str(exc)}
+        results["timings_s"][name] = round(time.perf_counter() - t, 1)
+        _log(f"{name} done in {results['timings_s'][name]}s")
+        return value
+
+    main = p["main"]
+    if "lexical" in sections:
+        results["lexical"] = section("lexical", _lexical, p)
+    if "collection" in sections:
+        results["collection"] = section(f"collection@{main}", _collection, p, main, True)
+    if "dense" in sections:
+        results["dense"] = {str(s): section(f"dense@{s}", _dense, p, s) for s in p["sizes"]}
+    if "llm" in sections:
+        results["llm"] = section("llm", _llm, p)
+    if "scaling" in sections:
+        scaling: dict[str, Any] = {"bm25": {}, "collection": {}}
+        for size in p["sizes"]:
+            scaling["bm25"][str(size)] = section(f"bm25-scaling@{size}", _lexical_scaling, size)
+            if size < main:
+                scaling["collection"][str(size)] = section(f"collection@{size}", _collection, p, size, False)
+        results["scaling"] = scaling
+    _extrapolate(results)
+    results["total_s"] = round(time.perf_counter() - started, 1)
+    out_dir = Path(args.out) if args.out else RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    machine = socket.gethostname().split(".")[0] or "machine"
+    json_path = out_dir / f"{machine}-{stamp}{'-quick' if args.quick else ''}.json"
+    json_path.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    md = write_report(results, out_dir, json_path.name)
+    _log(f"wrote {json_path}, {md} in {results['total_s']}s")
+    return 0

