@@ -227,7 +227,10 @@ def _status(exc: BaseException) -> int | None:
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError | ConnectionError):
         return True
-    if type(exc).__name__ in {"APITimeoutError", "APIConnectionError", "ConnectError", "ReadTimeout"}:
+    # by class name along the MRO: langchain-openai re-raises openai's errors as subclasses
+    # (OpenAIConnectionError, OpenAITimeoutError), and neither package is imported here
+    transient = {"APITimeoutError", "APIConnectionError", "ConnectError", "ReadTimeout"}
+    if any(cls.__name__ in transient for cls in type(exc).__mro__):
         return True
     status = _status(exc)
     return status is not None and (status in {408, 409, 425, 429} or status >= 500)
