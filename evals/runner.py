@@ -28,8 +28,8 @@ from .config import (
     EvalConfig,
     EvalResult,
     StageUnavailable,
-    llm_stage_runner,
 )
+from .llm_stages import check_llm_stage, run_llm_stage
 from .loading import ensure_collection, load_benchmarks
 from .report import console_table, render_report, write_chart
 from .stages import retrieve
@@ -43,7 +43,6 @@ __all__ = [
     "EvalConfig",
     "EvalResult",
     "StageUnavailable",
-    "llm_stage_runner",
     "run_eval",
 ]
 
@@ -97,10 +96,16 @@ def _settings_identity(settings: DiverSettings) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the run
 
 
-def run_eval(config: EvalConfig, settings: DiverSettings | None = None, engine: Any = None) -> EvalResult:
-    """Run ``config`` end to end and write the run directory. ``engine`` may be injected (tests)."""
+def run_eval(
+    config: EvalConfig, settings: DiverSettings | None = None, engine: Any = None, chat_factory: Any = None
+) -> EvalResult:
+    """Run ``config`` end to end and write the run directory. ``engine`` and ``chat_factory`` (LLM stages)
+    may be injected (tests)."""
     config.validate()
     settings = settings or load_settings()
+    for stage in config.stages:
+        if stage in LLM_STAGES:
+            check_llm_stage(stage, settings)  # before any work: a missing LLM is refused at once
     started = time.perf_counter()
     benches = load_benchmarks(config)
     out_dir = config.out_dir or default_out_dir(config, settings)
@@ -129,13 +134,19 @@ def run_eval(config: EvalConfig, settings: DiverSettings | None = None, engine: 
                     col, collections[bench.domain] = ensure_collection(engine, bench, settings, config)
                 checkpoint = Checkpoint(out_dir / f"run.{stage}.{bench.domain}.partial.jsonl")
                 t0 = time.perf_counter()
-                ranking = retrieve(col, bench, stage, config, settings, checkpoint, notes[bench.domain])
+                llm_stats: dict[str, Any] = {}
+                if stage in LLM_STAGES:
+                    ranking, llm_stats = run_llm_stage(
+                        col, bench, stage, config, settings, checkpoint, notes[bench.domain], chat_factory
+                    )
+                else:
+                    ranking = retrieve(col, bench, stage, config, settings, checkpoint, notes[bench.domain])
                 write_run(path, ranking, tag=f"diver-{stage}")
                 checkpoint.remove()
                 state.finish(
                     stage,
                     bench.domain,
-                    {"seconds": round(time.perf_counter() - t0, 2), "queries": len(ranking)},
+                    {"seconds": round(time.perf_counter() - t0, 2), "queries": len(ranking), **llm_stats},
                 )
                 runs[stage][bench.domain] = ranking
         metrics = score(benches, runs, stage_order, state, config, notes)

@@ -234,7 +234,7 @@ def test_query_rewrites_file(tmp_path: Path, settings: Any) -> None:
 
 def test_llm_stages_are_refused_before_any_work(tmp_path: Path, settings: Any) -> None:
     engine = FakeEngine()
-    with pytest.raises(StageUnavailable, match="run_deep_search"):
+    with pytest.raises(StageUnavailable, match="expander LLM"):
         run_eval(config(tmp_path, stages=["bm25", "expand"]), settings, engine=engine)
     assert engine.collections == {} and not (tmp_path / "run").exists()
 
@@ -260,7 +260,7 @@ def test_cli_refuses_rerank_with_a_clear_message(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2
-    assert "LLM pipeline" in result.output
+    assert "expander LLM" in result.output
     bad = CliRunner().invoke(app, ["eval", "--benchmark", "msmarco"])
     assert bad.exit_code == 2 and "unknown benchmark" in bad.output
 

@@ -1,0 +1,60 @@
+"""`diver eval --stages ...,expand,rerank`: the deep-search graph per query, excluded ids never shown or ranked."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from llm_fakes import ScriptedChatModel
+
+from diver.config import load_settings
+from diver.evals.runner import EvalConfig, run_eval
+from diver.evals.trec import read_run
+
+pytest.importorskip("langgraph")
+
+
+def reply(prompt: str) -> str:
+    if "Relevance score" in prompt:
+        return "Relevance score: 7"
+    if '"ranking"' in prompt:
+        count = len(re.findall(r"^\[\d+\]", prompt, flags=re.M))
+        return "```json\n" + json.dumps({"ranking": list(range(count, 0, -1))}) + "\n```"
+    return "<think>scratch</think>The answer uses the binomial theorem and counting arguments."
+
+
+def test_expand_and_rerank_rows_with_excluded_ids(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        embedding={"provider": "hashing"},
+        llm={"expander": {"model": "fake", "temperature": 0.7}, "reranker": {"model": "fake"}},
+        rerank={"rerank_k": 8},
+    )
+    model = ScriptedChatModel(reply=reply, prompts=[])
+    config = EvalConfig(
+        benchmark="theoremqa-questions-offline", stages=["hybrid", "expand", "rerank"], limit_queries=3,
+        top_k=50, out_dir=tmp_path / "run", progress=False,
+    )
+    result = run_eval(config, settings, chat_factory=lambda _settings: model)
+    domain = "theoremqa-questions-offline"
+    from diver.benchmarks.theoremqa import build_questions
+
+    bench = build_questions().limited(3)
+    excluded = {q: bench.excluded[q] for q in bench.queries}
+    assert any(excluded.values()), "the fixture needs queries with excluded ids"
+    for stage in ("hybrid", "expand", "rerank"):
+        run = read_run(tmp_path / "run" / f"run.{stage}.{domain}.trec")
+        assert set(run) == set(bench.queries)
+        for qid, ranking in run.items():
+            assert not {d for d, _ in ranking} & excluded[qid], (stage, qid)
+    # excluded documents were never shown to the LLM either (their texts hold the answers)
+    all_prompts = "\n".join(model.prompts)
+    for qid, ids in excluded.items():
+        for doc_id in ids:
+            assert f"[{doc_id}]" not in all_prompts and f"id: {doc_id}" not in all_prompts
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    rerank_info = state["finished"][f"rerank/{domain}"]
+    assert rerank_info["llm_calls"] > 0 and rerank_info["llm_calls_per_query"] > 8  # expansions + 8 pointwise + listwise
+    assert "rerank" in result.table and "expand" in result.table
