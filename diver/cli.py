@@ -24,8 +24,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def _settings() -> DiverSettings:
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     return load_settings()
 
 
@@ -255,6 +253,9 @@ def _register_adapters() -> None:
 
 
 def main() -> None:
+    # Model-loading progress bars of transformers/huggingface_hub are noise on a terminal; ours stay.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     logging.basicConfig(level=os.environ.get("DIVER_LOG_LEVEL", "WARNING"), stream=sys.stderr)
     _register_adapters()
     try:
