@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import anyio
 import anyio.from_thread
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
 
 from diver.errors import DiverError
 
@@ -82,12 +84,14 @@ class ProgressReporter:
     async def run(self, work: Callable[[], Awaitable[T]], start: str, done: str) -> T:
         """Run ``work`` while reporting its queued events; ``start`` and ``done`` bracket the stream."""
         await self.report(start)
-        failure: DiverError | None = None
+        failure: Exception | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(self._pump)
             try:
                 result = await work()
-            except DiverError as exc:  # re-raised below, unwrapped (a task group would wrap it in a group)
+            # re-raised below, unwrapped: a task group would wrap it in an ExceptionGroup, which the SDK
+            # reports as a bare "Error executing tool" and the message is lost (in_thread maps to ToolError)
+            except (DiverError, ToolError, MCPError) as exc:
                 failure = exc
             finally:
                 self._send.close()
