@@ -38,7 +38,7 @@ def deep_settings(data_dir: Path, cache_dir: Path, base_url: str) -> DiverSettin
         llm=llm_settings(base_url),
         expansion={"rounds": 2, "feedback_k": 5, "n": 2, "passage_tokens": 64, "stop_overlap": 1.0},
         rerank={
-            "rerank_k": 10,
+            "rerank_k": 8,
             "doc_tokens": 128,
             "domain_kind": "math-theorem",
             "window_size": 5,
