@@ -115,9 +115,11 @@ def deep_search(
     require("langgraph", "llm", "deep search")
     from diver.graph.run import run_deep_search
 
-    context: dict[str, Any] = {"k": k, "rerank": rerank}
+    context: dict[str, Any] = {"k": k}  # keys of diver.graph.context.Context (unknown keys are refused)
+    if not rerank:
+        context.update(pointwise=False, listwise=False)
     if rounds is not None:
-        context["max_rounds"] = rounds
+        context["rounds"] = rounds
     try:
         with _engine() as engine:
             result = run_deep_search(

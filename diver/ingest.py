@@ -40,9 +40,9 @@ def confine_path(path: str | Path, allowed_roots: Sequence[Path] | None) -> Path
     path is taken relative to the first allowed root that contains it (or to the working directory
     when unconfined).
     """
-    raw = Path(path).expanduser() if isinstance(path, str) else path
-    if not str(raw).strip():
+    if not str(path).strip():  # before Path(): Path("") is "." and would read a whole root
         raise InputError("path is empty")
+    raw = Path(path).expanduser() if isinstance(path, str) else path
     if "\x00" in str(raw):
         raise InputError("path contains NUL bytes")
     if ".." in raw.parts:
