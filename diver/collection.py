@@ -157,6 +157,14 @@ class Collection:
             self._reconcile()
         return deleted
 
+    def recover(self) -> None:
+        """Remove what a killed write left behind (vectors of an uncommitted batch, stale ``pending``).
+
+        Called when the collection is opened, so a read-only process after a crash neither keeps stray
+        vectors in the ANN index (they would crowd out visible chunks) nor a stale intent log."""
+        with self._write_lock:
+            self._reconcile()
+
     def _reconcile(self) -> None:
         """Remove vectors that are not visible (replaced, deleted, or from a crashed batch)."""
         strays = self.catalog.stray_keys()

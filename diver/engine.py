@@ -108,6 +108,7 @@ class Engine:
             catalog = Catalog(directory / "catalog.sqlite", create=False)
             store = VectorStore(self.client, meta["store_name"], self.settings.store, create=True)
             collection = Collection(self, name, directory, meta, catalog, store)
+            collection.recover()  # the engine holds the data-dir lock: finishing a crashed write is safe
             self._collections[name] = collection
             return collection
 
