@@ -102,7 +102,7 @@ async def arun_deep_search(
     if isinstance(collection, str) and engine is not None:
         ctx = replace(ctx, collection=collection)
         provider = Provider(
-            settings=settings, retriever=engine.collection(collection), chat_factory=chat_factory
+            settings=settings, retriever=await asyncio.to_thread(engine.collection, collection), chat_factory=chat_factory
         )
         name = collection
     elif isinstance(collection, str):
