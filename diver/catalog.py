@@ -190,6 +190,18 @@ class Catalog:
                 out[(doc_id, index)] = (int(row[0]), int(row[1]))
         return out
 
+    def chunk_texts(self, keys: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key in keys:
+            row = self._reader().execute(
+                'SELECT substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c '
+                "JOIN documents d ON d.id = c.doc_id WHERE c.key = ?",
+                (key,),
+            ).fetchone()
+            if row:
+                out[key] = row[0]
+        return out
+
     def chunk_text(self, doc_id: str, index: int) -> str:
         row = (
             self._reader()

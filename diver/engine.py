@@ -28,7 +28,7 @@ from diver.config import DiverSettings, load_settings
 from diver.embedders import Embedder, build_embedder
 from diver.errors import CollectionNotFound, CorruptIndex, IndexLocked, InputError
 from diver.hits import CollectionInfo
-from diver.store import VectorStore, drop_vector_collection, open_client
+from diver.store import VectorStore, drop_vector_collection, open_client, vector_collection_names
 
 log = logging.getLogger(__name__)
 META_FORMAT = 1
@@ -129,9 +129,7 @@ class Engine:
             "document_prefix": self.settings.embedding.document_prefix,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        tmp = directory / "meta.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        os.replace(tmp, directory / "meta.json")
+        write_meta(directory, meta)
         log.info(
             "created collection %s (%s, %d dims, %d-token chunks)",
             name,
@@ -160,6 +158,9 @@ class Engine:
             # meta.json goes first: a crash mid-drop leaves a half-created collection, never a live one.
             meta_path.unlink(missing_ok=True)
             drop_vector_collection(self.client, store_name)
+            for leftover in vector_collection_names(self.client):  # copies from an interrupted dense rebuild
+                if leftover.startswith(f"{name}-v"):
+                    drop_vector_collection(self.client, leftover)
             shutil.rmtree(directory)
 
     def close(self) -> None:
@@ -176,6 +177,16 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_meta(directory: Path, meta: dict[str, Any]) -> None:
+    """Replace meta.json atomically (write, fsync, rename)."""
+    tmp = directory / "meta.json.tmp"
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps(meta, indent=2))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, directory / "meta.json")
 
 
 def _read_meta(path: Path, name: str) -> dict[str, Any]:

@@ -88,6 +88,18 @@ class VectorStore:
         for start in range(0, len(ids), CHROMA_PAGE):
             self._collection.delete(ids=list(ids[start : start + CHROMA_PAGE]))
 
+    def get_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by id (ids the store does not hold are absent)."""
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), CHROMA_PAGE):
+            try:
+                got = self._collection.get(ids=list(ids[start : start + CHROMA_PAGE]), include=["embeddings"])
+            except Exception as exc:  # noqa: BLE001 - chromadb raises untyped internal errors
+                raise StateError(f"vector store {self.name!r} cannot read vectors: {exc}") from exc
+            for key, vector in zip(got["ids"], got["embeddings"], strict=True):
+                out[key] = np.asarray(vector, dtype=np.float32)
+        return out
+
     def all_ids(self) -> list[str]:
         ids: list[str] = []
         offset = 0
@@ -119,6 +131,10 @@ class VectorStore:
                 sims = [-float(d) for d in distances]
             out.append(list(zip(ids, sims, strict=True)))
         return out
+
+
+def vector_collection_names(client: Any) -> list[str]:
+    return [c if isinstance(c, str) else c.name for c in client.list_collections()]
 
 
 def drop_vector_collection(client: Any, name: str) -> None:

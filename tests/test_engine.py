@@ -246,3 +246,22 @@ def test_metadata_roundtrip_and_crash_strays_reconciled(engine):
     assert col.store.count() == 2 and "deadbeef-0" not in col.store.all_ids()
     assert json.loads(json.dumps(col.info().model_dump()))["documents"] == 2
     assert sqlite3.connect(col.catalog.path).execute("SELECT COUNT(*) FROM pending").fetchone()[0] == 0
+
+
+def test_interrupted_write_rebuilds_the_dense_index_on_open(tmp_path):
+    from diver.store import vector_collection_names
+
+    settings = make_settings(tmp_path)
+    with Engine(settings) as eng:
+        col = eng.collection("maths", create=True)
+        col.upsert(DOCS)
+        col.catalog.set_meta("dirty", "1")  # as if killed mid-write
+        before = [h.id for h in col.search("planar graph", k=4, mode="dense").hits]
+    with Engine(settings) as eng:
+        col = eng.collection("maths")
+        assert col.meta["store_name"].startswith("maths-v") and col.catalog.get_meta("dirty") == "0"
+        assert [h.id for h in col.search("planar graph", k=4, mode="dense").hits] == before
+        assert col.store.count() == 4 and visible_ids(col) == ({d.id for d in DOCS},) * 3
+        assert vector_collection_names(eng.client) == [col.meta["store_name"]]
+        eng.drop("maths")
+        assert vector_collection_names(eng.client) == []
