@@ -64,7 +64,10 @@ class DelayServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the default backlog of 5 drops connections at high concurrency
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -99,7 +102,9 @@ async def _rerank(url: str, concurrency: int, documents: int, cache_dir: Path | 
     result = await rerank_pointwise(llm, "which document?", hits, texts, RerankSettings(), usage)
     elapsed = time.perf_counter() - started
     if result.call_failures:
-        raise RuntimeError(f"{len(result.call_failures)} calls failed")
+        raise RuntimeError(
+            f"{len(result.call_failures)} of {documents} calls failed at concurrency {concurrency}"
+        )
     return elapsed, usage
 
 
