@@ -40,20 +40,7 @@ SHORT = {
 
 BM25_BRIGHT = dict(
     zip(
-        (
-            "biology",
-            "earth_science",
-            "economics",
-            "psychology",
-            "robotics",
-            "stackoverflow",
-            "sustainable_living",
-            "leetcode",
-            "pony",
-            "aops",
-            "theoremqa_questions",
-            "theoremqa_theorems",
-        ),
+        DOMAINS,
         (18.9, 27.2, 14.9, 12.5, 13.6, 18.4, 15.0, 24.4, 7.9, 6.2, 10.4, 4.9),
         strict=True,
     )
