@@ -38,8 +38,10 @@ def main() -> None:
         t = time.perf_counter()
         col.warm()
         bm25_build_s = time.perf_counter() - t
-        print(f"model load {load_s:.1f}s; indexed {report.added} docs / {report.chunks} chunks in {index_s:.1f}s "
-              f"= {report.added / index_s:.1f} docs/s, {report.chunks / index_s:.1f} chunks/s; BM25 build {bm25_build_s:.2f}s")
+        print(
+            f"model load {load_s:.1f}s; indexed {report.added} docs / {report.chunks} chunks in {index_s:.1f}s "
+            f"= {report.added / index_s:.1f} docs/s, {report.chunks / index_s:.1f} chunks/s; BM25 build {bm25_build_s:.2f}s"
+        )
         queries = list(bench.queries.values())
         for mode in ("bm25", "dense", "hybrid"):
             col.search(queries[0], k=10, mode=mode)  # warm
@@ -50,7 +52,9 @@ def main() -> None:
                 times.append((time.perf_counter() - t) * 1000)
             times.sort()
             p95 = times[int(0.95 * (len(times) - 1))]
-            print(f"{mode:>6}: p50 {statistics.median(times):.1f} ms, p95 {p95:.1f} ms over {len(times)} queries")
+            print(
+                f"{mode:>6}: p50 {statistics.median(times):.1f} ms, p95 {p95:.1f} ms over {len(times)} queries"
+            )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from diver.documents import ChunkScore, Document, chunk_document, content_hash, 
 from diver.errors import CorruptIndex, DocumentNotFound, EmbedderMismatch, InputError, StateError
 from diver.fusion import fuse_min_max, fuse_rrf, sort_scores
 from diver.hits import CollectionInfo, IndexReport, SearchHit, SearchMode, SearchResult
-from diver.lexical import LexicalIndex
+from diver.lexical import LexicalIndex, top_k
 from diver.store import VectorStore
 
 if TYPE_CHECKING:
@@ -349,8 +349,7 @@ class Collection:
             return {}
         scores = view.index.score(query)
         doc_scores = np.maximum.reduceat(scores, view.doc_starts)
-        n = min(n, len(doc_scores))
-        top = np.argpartition(-doc_scores, n - 1)[:n] if n < len(doc_scores) else np.arange(len(doc_scores))
+        top = top_k(doc_scores, n)
         out: dict[str, tuple[float, int]] = {}
         for d in top:
             if doc_scores[d] <= 0:
