@@ -31,7 +31,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 test: setup lint
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -rs -p no:cacheprovider
 
 bench: setup
 	$(PY) -m benchmarks.run
