@@ -78,11 +78,27 @@ class RerankNodes(Nodes):
         listwise = ListwiseResult.model_validate(state["listwise"]) if state.get("listwise") else None
         order, final = merge_reranked([h.id for h in reranked], pointwise, listwise, res.settings.rerank)
         by_id = {h.id: h for h in hits}
-        ranked = [by_id[d] for d in order] + [h for h in hits if h.id not in set(order)]
+        reranked_ids = set(order)
+        ranked = [by_id[d] for d in order] + [h for h in hits if h.id not in reranked_ids]
+        final = monotone_scores([h.id for h in ranked], final)
         results = [
             _scored(hit, rank, final, pointwise, listwise) for rank, hit in enumerate(ranked[: ctx.k], 1)
         ]
         return {"results": [r.model_dump() for r in results]}
+
+
+def monotone_scores(ranked_ids: list[str], final: dict[str, float]) -> dict[str, float]:
+    """Scores that never increase down the list: reranked documents keep their merged score (negative
+    log-ranks); the unreranked tail gets ``min(merged) - i`` (its hybrid score stays in ``scores``).
+    Anything that sorts by score (TREC tools, clients) then sees the graph's order."""
+    if not final:
+        return final
+    out = dict(final)
+    floor = min(final.values())
+    tail = [doc for doc in ranked_ids if doc not in final]
+    for i, doc in enumerate(tail, start=1):
+        out[doc] = floor - i
+    return out
 
 
 def _scored(

@@ -186,3 +186,19 @@ async def test_compiled_graph_streams_with_injected_provider(tmp_path: Path) -> 
     )
     state = await graph.ainvoke({"query": "pigeons"}, context={"rounds": 1, "k": 3})
     assert len(state["results"]) == 3 and state["round"] == 1
+
+
+async def test_reranked_head_and_hybrid_tail_sort_by_score(tmp_path: Path) -> None:
+    result, _ = await _run(tmp_path, k=len(DOCS), rerank_k=3, stop_overlap=1.0)
+    scores = [h.score for h in result.hits]
+    assert len(scores) > 3 and scores == sorted(scores, reverse=True)
+
+
+def test_merge_scores_never_increase_down_the_ranking():
+    from diver.graph.rerank_nodes import monotone_scores
+
+    ranked = ["a", "b", "c", "d"]
+    scores = monotone_scores(ranked, {"a": -0.6, "b": -0.9})
+    assert [scores[d] for d in ranked] == sorted((scores[d] for d in ranked), reverse=True)
+    assert scores["c"] < scores["b"] and scores["d"] < scores["c"]
+    assert monotone_scores(ranked, {}) == {}
