@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +16,10 @@ import numpy as np
 
 from diver.catalog import Catalog, PreparedDocument
 from diver.documents import ChunkScore, Document, chunk_document, content_hash, rollup_max
-from diver.errors import CorruptIndex, DocumentNotFound, EmbedderMismatch, InputError, StateError
+from diver.errors import DocumentNotFound, EmbedderMismatch, InputError, StateError
 from diver.fusion import fuse_min_max, fuse_rrf, sort_scores
 from diver.hits import CollectionInfo, IndexReport, SearchHit, SearchMode, SearchResult
-from diver.lexical import LexicalIndex, top_k
+from diver.lexical_view import LexicalView, LexicalViews
 from diver.store import VectorStore
 
 if TYPE_CHECKING:
@@ -31,15 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 HIGHLIGHT_CHARS = 1000
 ProgressCallback = Callable[[int, int | None], None]
-
-
-@dataclass
-class _LexicalView:
-    generation: int
-    index: LexicalIndex
-    doc_ids: list[str]
-    doc_starts: np.ndarray  # first row of each document (rows of a document are contiguous)
-    chunk_index: np.ndarray  # chunk number of each row
 
 
 class Collection:
@@ -59,8 +47,7 @@ class Collection:
         self.catalog = catalog
         self.store = store
         self._write_lock = threading.Lock()
-        self._lexical_lock = threading.Lock()
-        self._lexical: _LexicalView | None = None
+        self.lexical = LexicalViews(name, directory / "bm25", catalog, engine.settings.bm25)
 
     # -- info & reads -----------------------------------------------------------------------------
     def info(self) -> CollectionInfo:
@@ -215,7 +202,10 @@ class Collection:
         drop_vector_collection(client, old_name)
         log.warning(
             "collection %s: rebuilt the dense index after an interrupted write (%d vectors, %d re-embedded, %.1fs)",
-            self.name, len(keys), re_embedded, time.perf_counter() - started,
+            self.name,
+            len(keys),
+            re_embedded,
+            time.perf_counter() - started,
         )
 
     def _reconcile(self) -> None:
@@ -225,67 +215,13 @@ class Collection:
             self.store.delete(strays)
             self.catalog.forget_strays(strays)
 
-    # -- lexical index (derived, per catalog generation) ------------------------------------------
-    def _lexical_view(self, db: sqlite3.Connection) -> _LexicalView:
-        generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-        view = self._lexical
-        if view is not None and view.generation == generation:
-            return view
-        with self._lexical_lock:
-            if self._lexical is not None and self._lexical.generation == generation:
-                return self._lexical
-            directory = self.directory / "bm25" / f"gen-{generation}"
-            settings = self.engine.settings.bm25
-            view = None
-            if directory.exists():
-                try:
-                    view = _load_view(directory, generation, settings)
-                except CorruptIndex as exc:
-                    log.warning("%s; rebuilding", exc)
-            if view is None:
-                view = self._build_view(db, generation, directory)
-            self._lexical = view
-            return view
-
-    def _build_view(self, db: sqlite3.Connection, generation: int, directory: Path) -> _LexicalView:
-        started = time.perf_counter()
-        doc_ids: list[str] = []
-        starts: list[int] = []
-        chunk_index: list[int] = []
-
-        def texts() -> Iterator[list[str]]:
-            for rows in self.catalog.iter_chunks(db, batch=20000):
-                for doc_id, idx, _ in rows:
-                    if not doc_ids or doc_ids[-1] != doc_id:
-                        doc_ids.append(doc_id)
-                        starts.append(len(chunk_index))
-                    chunk_index.append(idx)
-                yield [text for _, _, text in rows]
-
-        index = LexicalIndex.build_streaming(texts(), self.engine.settings.bm25)
-        view = _LexicalView(
-            generation, index, doc_ids, np.array(starts, np.int64), np.array(chunk_index, np.int32)
-        )
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        index.save(tmp)
-        (tmp / "rows.json").write_text(json.dumps({"doc_ids": doc_ids}), encoding="utf-8")
-        np.save(tmp / "doc_starts.npy", view.doc_starts)
-        np.save(tmp / "chunk_index.npy", view.chunk_index)
-        shutil.rmtree(directory, ignore_errors=True)
-        tmp.rename(directory)
-        for old in directory.parent.glob("gen-*"):
-            if old != directory:
-                shutil.rmtree(old, ignore_errors=True)
-        log.info(
-            "built BM25 for %s: %d rows in %.2fs", self.name, index.num_rows, time.perf_counter() - started
-        )
-        return view
+    def _lexical_view(self, db: sqlite3.Connection) -> LexicalView:
+        return self.lexical.current(db)
 
     def warm(self) -> None:
         """Build or load the BM25 index now (e.g. at server start-up), not on the first query."""
         with self.catalog.snapshot() as db:
-            self._lexical_view(db)
+            self.lexical.current(db)
 
     # -- search -----------------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid") -> SearchResult:
@@ -319,8 +255,7 @@ class Collection:
                 t = time.perf_counter()
                 view = self._lexical_view(db)
                 lexical = [
-                    self._bm25_top(view, q, pool + len(ex), ex)
-                    for q, ex in zip(queries, exclude, strict=True)
+                    view.top_documents(q, pool + len(ex), ex) for q, ex in zip(queries, exclude, strict=True)
                 ]
                 timings["bm25"] = _ms(t)
             if mode in ("dense", "hybrid"):
@@ -342,27 +277,6 @@ class Collection:
             result.timings_ms = {name: round(v / len(queries), 3) for name, v in timings.items()}
         return results
 
-    def _bm25_top(
-        self, view: _LexicalView, query: str, n: int, exclude: set[str]
-    ) -> dict[str, tuple[float, int]]:
-        if view.index.num_rows == 0:
-            return {}
-        scores = view.index.score(query)
-        doc_scores = np.maximum.reduceat(scores, view.doc_starts)
-        top = top_k(doc_scores, n)
-        out: dict[str, tuple[float, int]] = {}
-        for d in top:
-            if doc_scores[d] <= 0:
-                continue  # no query term: not retrieved
-            doc_id = view.doc_ids[d]
-            if doc_id in exclude:
-                continue
-            start = view.doc_starts[d]
-            end = view.doc_starts[d + 1] if d + 1 < len(view.doc_starts) else len(scores)
-            best_row = start + int(np.argmax(scores[start:end]))
-            out[doc_id] = (float(doc_scores[d]), int(view.chunk_index[best_row]))
-        return out
-
     def _dense_top(
         self,
         db: sqlite3.Connection,
@@ -375,8 +289,8 @@ class Collection:
         vectors = self._embedder().embed_queries(list(queries))
         timings["embed"] = _ms(t)
         t = time.perf_counter()
-        view = self._lexical  # chunks per document, to ask the ANN index for enough chunks
-        per_doc = len(view.chunk_index) / max(1, len(view.doc_ids)) if view is not None else 2.0
+        view = self.lexical.latest  # chunks per document, to ask the ANN index for enough chunks
+        per_doc = view.chunks_per_document if view is not None else 2.0
         raw = self.store.query(
             vectors, int((pool + max(map(len, exclude), default=0)) * max(1.0, per_doc)) + 10
         )
@@ -485,18 +399,3 @@ def _progress_bar(total: int | None, description: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=description, unit="doc", file=sys.stderr, disable=not sys.stderr.isatty())
-
-
-def _load_view(directory: Path, generation: int, settings: Any) -> _LexicalView:
-    index = LexicalIndex.load(directory, settings)
-    try:
-        doc_ids = json.loads((directory / "rows.json").read_text(encoding="utf-8"))["doc_ids"]
-        return _LexicalView(
-            generation,
-            index,
-            doc_ids,
-            np.load(directory / "doc_starts.npy"),
-            np.load(directory / "chunk_index.npy"),
-        )
-    except (OSError, ValueError, KeyError) as exc:
-        raise CorruptIndex(f"BM25 row map at {directory} is unreadable: {exc}") from exc
