@@ -33,6 +33,13 @@ CREATE TABLE IF NOT EXISTS orphans (key TEXT PRIMARY KEY);
 """
 
 
+def _select_in(conn: sqlite3.Connection, sql: str, values: Sequence[str], page: int = 500) -> Iterator[tuple]:
+    """Rows of ``sql`` whose ``{marks}`` is an IN-list of ``values``, queried a page at a time."""
+    for start in range(0, len(values), page):
+        part = list(values[start : start + page])
+        yield from conn.execute(sql.format(marks=",".join("?" * len(part))), part)
+
+
 def chunk_key(doc_hash: str, index: int) -> str:
     return f"{doc_hash}-{index}"
 
@@ -134,13 +141,7 @@ class Catalog:
         return int(docs), int(chunks)
 
     def hashes(self, ids: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            part = list(ids[start : start + 500])
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT id, hash FROM documents WHERE id IN ({marks})"  # noqa: S608 - placeholders only
-            found.update(dict(self._reader().execute(sql, part).fetchall()))
-        return found
+        return dict(_select_in(self._reader(), "SELECT id, hash FROM documents WHERE id IN ({marks})", ids))
 
     def get(self, doc_id: str) -> Document | None:
         row = (
@@ -152,22 +153,12 @@ class Catalog:
 
     def resolve(self, db: sqlite3.Connection, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
         """Chunk key -> (doc id, chunk index) for the committed keys among ``keys``."""
-        out: dict[str, tuple[str, int]] = {}
-        for start in range(0, len(keys), 500):
-            part = list(keys[start : start + 500])
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT key, doc_id, idx FROM chunks WHERE key IN ({marks})"  # noqa: S608
-            out.update({k: (d, i) for k, d, i in db.execute(sql, part)})
-        return out
+        rows = _select_in(db, "SELECT key, doc_id, idx FROM chunks WHERE key IN ({marks})", keys)
+        return {k: (d, i) for k, d, i in rows}
 
     def documents(self, db: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[str, dict]]:
-        out: dict[str, tuple[str, dict]] = {}
-        for start in range(0, len(ids), 500):
-            part = list(ids[start : start + 500])
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT id, text, metadata FROM documents WHERE id IN ({marks})"  # noqa: S608
-            out.update({i: (t, json.loads(m)) for i, t, m in db.execute(sql, part)})
-        return out
+        rows = _select_in(db, "SELECT id, text, metadata FROM documents WHERE id IN ({marks})", ids)
+        return {i: (t, json.loads(m)) for i, t, m in rows}
 
     def iter_chunks(self, db: sqlite3.Connection, batch: int = 2000) -> Iterator[list[tuple[str, int, str]]]:
         """(doc id, chunk index, chunk text) in document order, chunks of a document contiguous."""
@@ -181,26 +172,17 @@ class Catalog:
     def chunk_spans(
         self, db: sqlite3.Connection, pairs: Sequence[tuple[str, int]]
     ) -> dict[tuple[str, int], tuple[int, int]]:
-        out: dict[tuple[str, int], tuple[int, int]] = {}
-        for doc_id, index in pairs:
-            row = db.execute(
-                'SELECT start, "end" FROM chunks WHERE doc_id = ? AND idx = ?', (doc_id, index)
-            ).fetchone()
-            if row:
-                out[(doc_id, index)] = (int(row[0]), int(row[1]))
-        return out
+        wanted = set(pairs)
+        sql = 'SELECT doc_id, idx, start, "end" FROM chunks WHERE doc_id IN ({marks})'
+        rows = _select_in(db, sql, sorted({doc_id for doc_id, _ in wanted}))
+        return {(d, i): (int(a), int(b)) for d, i, a, b in rows if (d, i) in wanted}
 
     def chunk_texts(self, keys: Sequence[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for key in keys:
-            row = self._reader().execute(
-                'SELECT substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c '
-                "JOIN documents d ON d.id = c.doc_id WHERE c.key = ?",
-                (key,),
-            ).fetchone()
-            if row:
-                out[key] = row[0]
-        return out
+        sql = (
+            'SELECT c.key, substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c '
+            "JOIN documents d ON d.id = c.doc_id WHERE c.key IN ({marks})"
+        )
+        return dict(_select_in(self._reader(), sql, keys))
 
     def chunk_text(self, doc_id: str, index: int) -> str:
         row = (

@@ -51,9 +51,17 @@ class Collection:
 
     # -- info & reads -----------------------------------------------------------------------------
     def info(self) -> CollectionInfo:
-        from diver.engine import collection_info
-
-        return collection_info(self.name, self.meta, self.catalog)
+        documents, chunks = self.catalog.counts()
+        meta = self.meta
+        return CollectionInfo(
+            name=self.name,
+            documents=documents,
+            chunks=chunks,
+            embedder=meta["embedder"],
+            dimensions=meta["dimensions"],
+            chunk_tokens=meta["chunk_tokens"],
+            created_at=meta["created_at"],
+        )
 
     def get(self, doc_id: str) -> Document:
         doc = self.catalog.get(doc_id)

@@ -219,16 +219,3 @@ def _acquire_lock(data_dir: Path) -> Any:
         ) from exc
     (data_dir / ".lock.owner").write_text(f"pid {os.getpid()}", encoding="utf-8")
     return lock
-
-
-def collection_info(name: str, meta: dict[str, Any], catalog: Catalog) -> CollectionInfo:
-    documents, chunks = catalog.counts()
-    return CollectionInfo(
-        name=name,
-        documents=documents,
-        chunks=chunks,
-        embedder=meta["embedder"],
-        dimensions=meta["dimensions"],
-        chunk_tokens=meta["chunk_tokens"],
-        created_at=meta["created_at"],
-    )
