@@ -42,7 +42,7 @@ def _fail(exc: DiverError) -> None:
 def index(
     collection: Annotated[str, typer.Argument(help="Collection name (created if missing).")],
     path: Annotated[
-        Path, typer.Argument(help="A folder of .txt/.md files, or a .jsonl file with id/text[/metadata].")
+        Path, typer.Argument(help="A folder of .txt/.md files, or a .jsonl file (fields: id, text, optional metadata).")
     ],
     json_out: JsonOpt = False,
 ) -> None:
