@@ -174,19 +174,22 @@ class Collection:
         """Copy every visible chunk's vector into a fresh chroma collection and switch to it atomically.
 
         Vectors come from chroma's record store; any it lacks are embedded again from the catalog text.
-        A crash mid-rebuild leaves meta.json on the old collection and the flag set: the next open redoes it.
+        The copy's exact name is recorded in meta.json (``stale_store_names``) before it is created, so a
+        crash mid-rebuild leaves meta.json on the old collection, the flag set, and the copy findable by
+        name: the next open deletes it and redoes the rebuild. Chroma collections are never matched by prefix.
         """
-        from diver.engine import write_meta
-        from diver.store import VectorStore, drop_vector_collection, vector_collection_names
+        from diver.engine import STALE_STORE_NAMES, write_meta
+        from diver.store import VectorStore, drop_vector_collection, store_collection_name
 
         started = time.perf_counter()
         client, settings = self.engine.client, self.engine.settings.store
         old_name = self.meta["store_name"]
-        prefix = f"{self.name}-v"
-        for stale in vector_collection_names(client):  # half-built copies of an earlier crashed rebuild
-            if stale.startswith(prefix) and stale != old_name:
+        for stale in self.meta.get(STALE_STORE_NAMES, []):  # an earlier rebuild's copy, or what it replaced
+            if stale != old_name:
                 drop_vector_collection(client, stale)
-        new_name = f"{prefix}{int(time.time() * 1000)}"
+        new_name = store_collection_name(self.engine.store_id, self.name, int(time.time() * 1000))
+        self.meta = {**self.meta, STALE_STORE_NAMES: [new_name]}  # half-built until the switch below
+        write_meta(self.directory, self.meta)
         fresh = VectorStore(client, new_name, settings, create=True)
         keys = sorted(self.catalog.all_keys())
         re_embedded = 0
@@ -204,10 +207,12 @@ class Collection:
                 found.update(zip(missing, vectors, strict=True))
                 re_embedded += len(missing)
             fresh.upsert(page, np.stack([found[k] for k in page]) if page else np.zeros((0, 1)))
-        self.meta = {**self.meta, "store_name": new_name}
+        self.meta = {**self.meta, "store_name": new_name, STALE_STORE_NAMES: [old_name]}
         write_meta(self.directory, self.meta)
         self.store = fresh
         drop_vector_collection(client, old_name)
+        self.meta = {k: v for k, v in self.meta.items() if k != STALE_STORE_NAMES}
+        write_meta(self.directory, self.meta)
         log.warning(
             "collection %s: rebuilt the dense index after an interrupted write (%d vectors, %d re-embedded, %.1fs)",
             self.name,

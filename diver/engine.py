@@ -3,7 +3,9 @@
 Layout of ``data_dir``::
 
     .lock                     one process at a time (a clear IndexLocked error otherwise)
-    collections/<name>/meta.json    embedder id, dimensions, chunking (written last: its absence = half-created)
+    store-id                  this data dir's namespace in chroma collection names (see store.py)
+    collections/<name>/meta.json    embedder id, dimensions, chunking, the exact chroma collection names
+                              (written last: its absence = half-created)
     collections/<name>/catalog.sqlite   documents and chunks: what is visible (see catalog.py)
     collections/<name>/bm25/gen-<N>/    BM25 index derived from generation N of the catalog
     chroma/                   embedded chromadb (dense vectors by chunk key)
@@ -28,10 +30,17 @@ from diver.config import DiverSettings, load_settings
 from diver.embedders import Embedder, build_embedder
 from diver.errors import CollectionNotFound, CorruptIndex, IndexLocked, InputError
 from diver.hits import CollectionInfo
-from diver.store import VectorStore, drop_vector_collection, open_client, vector_collection_names
+from diver.store import (
+    VectorStore,
+    data_dir_store_id,
+    drop_vector_collection,
+    open_client,
+    store_collection_name,
+)
 
 log = logging.getLogger(__name__)
 META_FORMAT = 1
+STALE_STORE_NAMES = "stale_store_names"  # meta key: chroma collections to delete (see rebuild_dense)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]$")
 
 
@@ -56,6 +65,11 @@ class Engine:
         self.data_dir = self.settings.data_dir
         (self.data_dir / "collections").mkdir(parents=True, exist_ok=True)
         self._lock_file = _acquire_lock(self.data_dir)
+        try:
+            self.store_id = data_dir_store_id(self.data_dir)
+        except BaseException:
+            self._lock_file.release()
+            raise
         self._embedder = embedder
         self._client: Any = None
         self._collections: dict[str, Collection] = {}
@@ -102,6 +116,8 @@ class Engine:
                     )
                 if not create:
                     raise CollectionNotFound(name, self.collection_names())
+                if (directory / "meta.dropping.json").exists():
+                    self.drop(name)  # finish an interrupted drop before creating the collection afresh
                 meta = self._create(name, directory)
             else:
                 meta = _read_meta(meta_path, name)
@@ -117,10 +133,13 @@ class Engine:
         budget = self.settings.chunking.max_tokens or embedder.chunk_token_budget()  # type: ignore[attr-defined]
         directory.mkdir(parents=True, exist_ok=True)
         Catalog(directory / "catalog.sqlite", create=True).close()
+        store_name = store_collection_name(self.store_id, name)
+        # The name belongs to this data dir and collection only: vectors left by an interrupted drop go.
+        drop_vector_collection(self.client, store_name)
         meta = {
             "format": META_FORMAT,
             "name": name,
-            "store_name": name,
+            "store_name": store_name,
             "embedder": embedder.id,
             "dimensions": embedder.dimensions,
             "chunk_tokens": budget,
@@ -148,20 +167,29 @@ class Engine:
             existing = self._collections.pop(name, None)
             if existing is not None:
                 existing.close()
-            store_name = name
-            meta_path = directory / "meta.json"
+            # meta.json is renamed first: a crash mid-drop leaves a half-created collection, never a live
+            # one, and the renamed file still names the chroma collections to delete when drop is rerun.
+            meta_path, dropping = directory / "meta.json", directory / "meta.dropping.json"
             if meta_path.exists():
-                try:
-                    store_name = _read_meta(meta_path, name)["store_name"]
-                except CorruptIndex:
-                    store_name = name
-            # meta.json goes first: a crash mid-drop leaves a half-created collection, never a live one.
-            meta_path.unlink(missing_ok=True)
-            drop_vector_collection(self.client, store_name)
-            for leftover in vector_collection_names(self.client):  # copies from an interrupted dense rebuild
-                if leftover.startswith(f"{name}-v"):
-                    drop_vector_collection(self.client, leftover)
+                os.replace(meta_path, dropping)
+            for store_name in self._store_names(name, dropping):
+                drop_vector_collection(self.client, store_name)
             shutil.rmtree(directory)
+
+    def _store_names(self, name: str, meta_path: Path) -> list[str]:
+        """Every chroma collection a DIVER collection's meta records (live, half-built or replaced copies).
+
+        Exact names only, never a prefix: ``notes-v2`` is another collection, not a copy of ``notes``."""
+        if meta_path.exists():
+            try:
+                meta = _read_meta(meta_path, name)
+                return [meta["store_name"], *meta.get(STALE_STORE_NAMES, [])]
+            except CorruptIndex as exc:
+                log.warning("%s: dropping the vectors under the names DIVER would have given them", exc)
+        names = [store_collection_name(self.store_id, name)]
+        if not self.settings.store.chroma_url:  # a private embedded store: the pre-namespace name too
+            names.append(name)
+        return names
 
     def close(self) -> None:
         with self._guard:

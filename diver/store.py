@@ -6,8 +6,11 @@ its ONNX model) and explicit HNSW settings (chromadb's defaults give poor recall
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,50 @@ from diver.errors import ConfigError, StateError
 
 log = logging.getLogger(__name__)
 CHROMA_PAGE = 5000  # chromadb refuses very large single add/get/delete calls
+STORE_ID_FILE = "store-id"
+_STORE_ID = re.compile(r"^[0-9a-z]{4,16}$")
+MAX_STORE_NAME = 63  # chromadb 0.x limit (1.x allows 512); the short one keeps both working
+
+
+def data_dir_store_id(data_dir: Path) -> str:
+    """This data directory's namespace for chroma collection names, created once and kept in the data dir.
+
+    Two data directories sharing one Chroma server then never touch each other's collections. The
+    caller holds the data-directory lock, so creating the file cannot race another DIVER process.
+    """
+    path = data_dir / STORE_ID_FILE
+    if path.exists():
+        value = path.read_text(encoding="utf-8").strip()
+        if not _STORE_ID.match(value):
+            raise StateError(
+                f"{path} holds {value[:40]!r}, not a store id (4-16 lowercase letters or digits); "
+                "restore it from a backup: collections' vectors are named after it"
+            )
+        return value
+    value = secrets.token_hex(6)
+    tmp = path.with_name(STORE_ID_FILE + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return value
+
+
+def store_collection_name(store_id: str, collection: str, version: int | None = None) -> str:
+    """The chroma collection name for a DIVER collection (``version``: a dense rebuild's copy).
+
+    ``<store id>.<collection>[.v<version>]``: '.' never occurs in a DIVER collection name, so names of
+    different collections or data directories cannot collide. Too long a name keeps a prefix of the
+    collection name plus a hash of all of it. The name is recorded in meta.json and only ever used exactly.
+    """
+    suffix = f".v{version}" if version is not None else ""
+    name = f"{store_id}.{collection}{suffix}"
+    if len(name) <= MAX_STORE_NAME:
+        return name
+    digest = hashlib.sha256(collection.encode("utf-8")).hexdigest()[:8]
+    keep = MAX_STORE_NAME - len(store_id) - len(suffix) - len(digest) - 3
+    return f"{store_id}.{collection[:keep]}.h{digest}{suffix}"
 
 
 def _chroma() -> Any:

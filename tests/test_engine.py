@@ -259,7 +259,7 @@ def test_interrupted_write_rebuilds_the_dense_index_on_open(tmp_path):
         before = [h.id for h in col.search("planar graph", k=4, mode="dense").hits]
     with Engine(settings) as eng:
         col = eng.collection("maths")
-        assert col.meta["store_name"].startswith("maths-v") and col.catalog.get_meta("dirty") == "0"
+        assert col.meta["store_name"].startswith(f"{eng.store_id}.maths.v") and col.catalog.get_meta("dirty") == "0"
         assert [h.id for h in col.search("planar graph", k=4, mode="dense").hits] == before
         assert col.store.count() == 4 and visible_ids(col) == ({d.id for d in DOCS},) * 3
         assert vector_collection_names(eng.client) == [col.meta["store_name"]]
