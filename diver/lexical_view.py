@@ -67,13 +67,18 @@ class LexicalViews:
         self._lock = threading.Lock()
 
     def current(self, db: sqlite3.Connection) -> LexicalView:
-        """The view of the generation ``db`` (a catalog snapshot) sees."""
+        """The view of the generation ``db`` (a catalog snapshot) sees, or of a newer one if already built.
+
+        A search whose snapshot is older than the newest view (a write committed while it waited) uses
+        that newer view: building its own older generation would throw the newer one away and make the
+        next search build it again. Documents the snapshot does not see are dropped when hits are fetched.
+        """
         generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
         view = self.latest
-        if view is not None and view.generation == generation:
+        if view is not None and view.generation >= generation:
             return view
         with self._lock:  # one build, however many searches wait for it
-            if self.latest is not None and self.latest.generation == generation:
+            if self.latest is not None and self.latest.generation >= generation:
                 return self.latest
             directory = self.directory / f"gen-{generation}"
             view = None
@@ -115,7 +120,7 @@ class LexicalViews:
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
         for old in directory.parent.glob("gen-*"):
-            if old != directory:
+            if old != directory and _generation_of(old) < generation:  # never a newer one
                 shutil.rmtree(old, ignore_errors=True)
         log.info(
             "built BM25 for %s: %d rows in %.2fs", self.name, index.num_rows, time.perf_counter() - started
@@ -135,3 +140,9 @@ class LexicalViews:
             )
         except (OSError, ValueError, KeyError) as exc:
             raise CorruptIndex(f"BM25 row map at {directory} is unreadable: {exc}") from exc
+
+
+def _generation_of(directory: Path) -> int:
+    """N of ``gen-N`` or ``gen-N.tmp``; -1 for a name that is not one (removed as debris)."""
+    number = directory.name.removeprefix("gen-").removesuffix(".tmp")
+    return int(number) if number.isdigit() else -1
