@@ -116,7 +116,11 @@ class FusionSettings(Section):
         description="'minmax' = DIVER's rule: min-max normalise each list, weighted sum; 'rrf' = RRF.",
     )
     w_dense: float = Field(
-        0.5, ge=0, le=1, description="Dense weight in min-max fusion (DIVER: 0.7 for coding/math)."
+        0.5,
+        ge=0,
+        le=1,
+        description="Dense weight in min-max fusion. DIVER used 0.7 for leetcode, pony, aops and the two "
+        "theoremqa domains, 0.5 elsewhere; 'diver eval' applies those per domain unless this is set.",
     )
     rrf_k: int = Field(60, ge=1, description="RRF constant.")
     candidates: int = Field(
@@ -142,8 +146,18 @@ class ModelSettings(Section):
     )
 
 
+class ExpanderModelSettings(ModelSettings):
+    """The expander's defaults suit a reasoning model (DIVER: DeepSeek-R1-Distill, temperature 0.7): its
+    ``<think>`` section alone often exceeds 512 tokens. DIVER's own runs allowed 32768."""
+
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature (DIVER: 0.7).")
+    max_tokens: int = Field(
+        4096, ge=1, le=131072, description="Max output tokens per call, reasoning included (DIVER: 32768)."
+    )
+
+
 class LLMSettings(Section):
-    expander: ModelSettings = Field(default_factory=lambda: ModelSettings(temperature=0.7))
+    expander: ExpanderModelSettings = Field(default_factory=ExpanderModelSettings)
     reranker: ModelSettings = Field(default_factory=ModelSettings)
     concurrency: int = Field(8, ge=1, le=512, description="Max LLM requests in flight.")
     cache: bool = Field(True, description="Cache every successful completion on disk.")
@@ -165,6 +179,11 @@ class ExpansionSettings(Section):
         description="Stop early when top-10 overlap with the previous round is at least this.",
     )
     ask_sufficiency: bool = Field(False, description="Ask the LLM whether the current top documents suffice.")
+    feedback_retrieval: Literal["dense", "hybrid"] = Field(
+        "dense",
+        description="Which ranking of the current query feeds passages back to the expander: 'dense' "
+        "(DIVER's QExpand) or 'hybrid' (the ranking the rounds retrieve with).",
+    )
 
 
 class RerankSettings(Section):
@@ -172,7 +191,13 @@ class RerankSettings(Section):
     pointwise: bool = Field(True, description="Run the pointwise reranker (one call per document).")
     listwise: bool = Field(True, description="Run the listwise reranker (ranked ids in a JSON block).")
     pointwise_blend: float = Field(
-        0.5, ge=0, le=1, description="Weight of the LLM score vs normalised hybrid."
+        0.5, ge=0, le=1, description="Weight of the LLM score/10 vs the retrieval score (DIVER: 0.5)."
+    )
+    pointwise_mode: Literal["reference", "renormalised"] = Field(
+        "reference",
+        description="'reference' = DIVER: blend * LLM/10 + (1 - blend) * hybrid score, a reply without a "
+        "score counts 0; 'renormalised' = hybrid min-max normalised over the candidates and a missing LLM "
+        "score imputed with the mean (for retrieval scores not on a [0, 1] scale, e.g. RRF).",
     )
     pointwise_weight: float = Field(0.6, ge=0, le=1, description="Weight of pointwise in the final merge.")
     listwise_weight: float = Field(0.4, ge=0, le=1, description="Weight of listwise in the final merge.")
