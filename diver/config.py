@@ -8,8 +8,10 @@ Unknown keys are refused (``extra="forbid"``) so a typo fails at load instead of
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -281,6 +283,7 @@ class DiverSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        check_env_names(os.environ)  # pydantic-settings silently ignores a misspelled section
         return (init_settings, env_settings, _TomlSource(settings_cls))
 
 
@@ -313,3 +316,41 @@ def load_settings(**overrides: Any) -> DiverSettings:
         return DiverSettings(**overrides)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+OTHER_ENV_VARIABLES = frozenset(
+    {"DIVER_CONFIG", "DIVER_LOG_LEVEL", "DIVER_BENCHMARK_DATA", "DIVER_TEST_REPORT", "DIVER_TEST_LLM_THREADS"}
+)
+"""``DIVER_*`` variables read outside the settings model: the config file, the CLI's log level, the
+benchmark data folder, and two knobs of the test suite."""
+TOOL_ENV_PREFIXES = ("DIVER_DEMO_", "DIVER_TEST_")
+"""Reserved for the Makefile's demo and the test suite (no settings section is named demo or test)."""
+
+
+def env_variable_names() -> frozenset[str]:
+    """Every valid ``DIVER_*`` name: each settings field at any depth (a section also takes JSON) + the others."""
+    names: set[str] = set(OTHER_ENV_VARIABLES)
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for field_name, field in model.model_fields.items():
+            name = f"{prefix}{field_name.upper()}"
+            names.add(name)
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                walk(field.annotation, name + "__")
+
+    walk(DiverSettings, "DIVER_")
+    return frozenset(names)
+
+
+def check_env_names(environ: Mapping[str, str]) -> None:
+    """Refuse a ``DIVER_*`` variable that names no setting (case-insensitive, like pydantic-settings)."""
+    from diver.errors import ConfigError
+
+    valid = env_variable_names()
+    for key in sorted(environ):
+        name = key.upper()
+        if not name.startswith("DIVER_") or name in valid or name.startswith(TOOL_ENV_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "see docs/configuration.md for every setting"
+        raise ConfigError(f"unknown environment variable {key}: no such setting; {hint}")
