@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -38,6 +39,9 @@ class ExpansionRound(BaseModel):
     )
     query: str = Field(description="The query retrieved with after this round.")
     failures: list[str] = Field(default_factory=list, description="Failed calls and empty completions.")
+    truncated: int = Field(
+        0, description="Completions cut inside <think> (max_tokens reached before the answer)."
+    )
 
 
 def strip_reasoning(text: str) -> str:
@@ -48,6 +52,24 @@ def strip_reasoning(text: str) -> str:
     if _THINK_START.search(text):
         return ""
     return text.strip()
+
+
+def cut_in_reasoning(text: str) -> bool:
+    """True when ``text`` opens a ``<think>`` section that never closes: the reply stopped mid-reasoning."""
+    return bool(_THINK_START.search(text)) and not _THINK_END.search(text)
+
+
+def dense_feedback_hits(retriever: Any, query: str, k: int) -> list[SearchHit] | None:
+    """The dense-only ranking of ``query`` (DIVER's QExpand feeds back dense-retrieval passages), from a
+    retriever's ``search_dense(query, k)`` or its engine collection's ``search(..., mode="dense")``;
+    None when the retriever offers no dense mode."""
+    search_dense = getattr(retriever, "search_dense", None)
+    if callable(search_dense):
+        return list(search_dense(query, k))
+    collection = getattr(retriever, "collection", None)
+    if collection is not None and callable(getattr(collection, "search", None)):
+        return list(collection.search(query, k=k, mode="dense").hits)
+    return None
 
 
 def select_feedback(hits: Iterable[SearchHit], seen: Iterable[str], k: int) -> list[str]:
@@ -111,6 +133,7 @@ async def expand_round(
     messages = build_expansion_messages(query, passages, prior or None)
     expansions: list[str] = []
     failures: list[str] = []
+    truncated = 0
     for i, outcome in enumerate(await llm.sample(messages, settings.n, usage)):
         if isinstance(outcome, Exception):
             failures.append(f"sample {i}: {outcome}")
@@ -118,6 +141,13 @@ async def expand_round(
         text = strip_reasoning(outcome)
         if text:
             expansions.append(text)
+        elif cut_in_reasoning(outcome):
+            truncated += 1
+            finish = getattr(outcome, "finish_reason", None) or "not reported"
+            failures.append(
+                f"sample {i}: reply cut inside <think> before any answer (finish_reason {finish}); "
+                f"raise llm.expander.max_tokens (now {llm.settings.max_tokens})"
+            )
         else:
             failures.append(f"sample {i}: empty completion after removing reasoning")
     return ExpansionRound(
@@ -126,4 +156,5 @@ async def expand_round(
         expansions=expansions,
         query=expanded_query(query, expansions),
         failures=failures,
+        truncated=truncated,
     )

@@ -37,6 +37,18 @@ _MAX_RETRY_AFTER_S = 120.0
 _CACHE_VERSION = "chat-v1"
 
 
+class Reply(str):
+    """A completion's text (a ``str``) that also carries the server's ``finish_reason`` ('stop', 'length',
+    ...; None when the server or a fake model did not say)."""
+
+    finish_reason: str | None
+
+    def __new__(cls, text: str, finish_reason: str | None = None) -> Reply:
+        reply = super().__new__(cls, text)
+        reply.finish_reason = finish_reason
+        return reply
+
+
 class LLMUsage(BaseModel):
     """Calls and tokens spent by one stage (or one whole query, when added up)."""
 
@@ -150,7 +162,7 @@ class ChatLLM:
 
     async def complete(
         self, messages: Sequence[Message], usage: LLMUsage, *, sample: int = 0, n: int = 1
-    ) -> str:
+    ) -> Reply:
         """One completion (sample ``sample`` of ``n``), from the cache when possible."""
         key = self.cache_key(messages, sample, n) if self._cache is not None else ""
         if self._cache is not None:  # sqlite I/O off the event loop
@@ -158,30 +170,33 @@ class ChatLLM:
             if isinstance(hit, dict) and isinstance(hit.get("text"), str):
                 usage.cache_hits += 1
                 usage.cached_tokens += int(hit.get("prompt_tokens", 0)) + int(hit.get("completion_tokens", 0))
-                return hit["text"]
+                return Reply(hit["text"], hit.get("finish_reason"))
         async with _limiter(self.concurrency):
-            text, prompt_tokens, completion_tokens = await self._call_with_retries(messages, usage)
+            reply, prompt_tokens, completion_tokens = await self._call_with_retries(messages, usage)
         usage.calls += 1
         usage.prompt_tokens += prompt_tokens
         usage.completion_tokens += completion_tokens
-        if self._cache is not None and text.strip():
-            value = {"text": text, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        if self._cache is not None and reply.strip():
+            value = {"text": str(reply), "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                     "finish_reason": reply.finish_reason}  # fmt: skip
             await asyncio.to_thread(self._cache.put, key, value)
-        return text
+        return reply
 
-    async def sample(self, messages: Sequence[Message], n: int, usage: LLMUsage) -> list[str | LLMError]:
+    async def sample(self, messages: Sequence[Message], n: int, usage: LLMUsage) -> list[Reply | LLMError]:
         """``n`` independent completions; failed ones come back as ``LLMError`` values."""
         outcomes = await asyncio.gather(
             *(self.complete(messages, usage, sample=i, n=n) for i in range(n)), return_exceptions=True
         )
-        results: list[str | LLMError] = []
+        results: list[Reply | LLMError] = []
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, LLMError):
                 raise outcome
             results.append(outcome)
         return results
 
-    async def _call_with_retries(self, messages: Sequence[Message], usage: LLMUsage) -> tuple[str, int, int]:
+    async def _call_with_retries(
+        self, messages: Sequence[Message], usage: LLMUsage
+    ) -> tuple[Reply, int, int]:
         attempts = self.settings.max_retries + 1
         for attempt in range(attempts):
             try:
@@ -208,7 +223,7 @@ class ChatLLM:
         return self.settings.api_key.get_secret_value() if self.settings.api_key is not None else None
 
 
-def _reply_text_and_usage(reply: Any, messages: Sequence[Message]) -> tuple[str, int, int]:
+def _reply_text_and_usage(reply: Any, messages: Sequence[Message]) -> tuple[Reply, int, int]:
     content = getattr(reply, "content", reply)
     if isinstance(content, list):  # content blocks
         content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
@@ -216,7 +231,9 @@ def _reply_text_and_usage(reply: Any, messages: Sequence[Message]) -> tuple[str,
     meta = getattr(reply, "usage_metadata", None) or {}
     prompt = int(meta.get("input_tokens") or 0) or sum(approx_tokens(c) + 4 for _, c in messages)
     completion = int(meta.get("output_tokens") or 0) or approx_tokens(text)
-    return text, prompt, completion
+    response_meta = getattr(reply, "response_metadata", None)
+    finish = response_meta.get("finish_reason") if isinstance(response_meta, dict) else None
+    return Reply(text, finish if isinstance(finish, str) else None), prompt, completion
 
 
 def _status(exc: BaseException) -> int | None:

@@ -23,6 +23,7 @@ from diver.rerank_parsers import (
     merge_rankings,
     parse_ranking,
     parse_relevance_score,
+    pointwise_order,
     window_spans,
 )
 from diver.tokens import approx_tokens, truncate_tokens
@@ -40,7 +41,10 @@ _MIN_DOC_TOKENS = 16
 class PointwiseResult(BaseModel):
     order: list[str] = Field(description="Candidates by combined score, best first.")
     llm_scores: dict[str, float | None] = Field(description="Parsed 0..10 scores; None = missing.")
-    combined: dict[str, float] = Field(description="blend * LLM/10 + (1 - blend) * normalised hybrid.")
+    combined: dict[str, float] = Field(
+        description="blend * LLM/10 + (1 - blend) * retrieval score (see RerankSettings.pointwise_mode)."
+    )
+    mode: str = Field("reference", description="How missing scores and the retrieval scale were handled.")
     parse_failures: list[str] = Field(default_factory=list, description="Ids whose reply had no score.")
     call_failures: list[str] = Field(default_factory=list, description="Ids whose call failed.")
 
@@ -80,7 +84,7 @@ async def rerank_pointwise(
     usage: LLMUsage,
     progress: ProgressFn | None = None,
 ) -> PointwiseResult:
-    """Score every candidate (concurrently, bounded by the LLM's semaphore) and blend with hybrid scores."""
+    """Score every candidate (concurrently, bounded by the LLM's semaphore) and blend with retrieval scores."""
     template = load_template(f"pointwise_{settings.domain_kind}")
     total, done = len(candidates), 0
 
@@ -107,13 +111,14 @@ async def rerank_pointwise(
         llm_scores[doc_id] = parse_relevance_score(reply)
         if llm_scores[doc_id] is None:
             parse_failures.append(doc_id)
-    combined = combine_pointwise(llm_scores, {h.id: h.score for h in candidates}, settings.pointwise_blend)
-    position = {h.id: i for i, h in enumerate(candidates)}
-    order = sorted(combined, key=lambda d: (-combined[d], position[d]))
+    combined = combine_pointwise(
+        llm_scores, {h.id: h.score for h in candidates}, settings.pointwise_blend, settings.pointwise_mode
+    )
     return PointwiseResult(
-        order=order,
+        order=pointwise_order([h.id for h in candidates], llm_scores, combined),
         llm_scores=llm_scores,
         combined=combined,
+        mode=settings.pointwise_mode,
         parse_failures=parse_failures,
         call_failures=call_failures,
     )
@@ -192,7 +197,7 @@ def merge_reranked(
     listwise: ListwiseResult | None,
     settings: RerankSettings,
 ) -> tuple[list[str], dict[str, float]]:
-    """final = w_p * -ln(rank_p + 1) + w_l * -ln(rank_l + 1) over the stages that ran."""
+    """final = w_p * -ln(rank_p + 1) + w_l * -ln(rank_l + 1), ranks from 0, over the stages that ran."""
     rankings: list[tuple[Sequence[str], float]] = []
     if pointwise is not None:
         rankings.append((pointwise.order, settings.pointwise_weight))

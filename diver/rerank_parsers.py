@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from diver.expansion import strip_reasoning
 from diver.fusion import min_max_normalise
@@ -194,34 +195,57 @@ def window_spans(count: int, size: int, step: int) -> list[tuple[int, int]]:
 
 
 def rank_scores(order: Sequence[str]) -> dict[str, float]:
-    """s = -ln(rank + 1) with 1-based ranks: the top document scores -ln 2."""
-    return {doc_id: -math.log(rank + 1) for rank, doc_id in enumerate(order, 1)}
+    """DIVER's ``reassign_score``: rank r counted from 0 scores ``-ln(r + 1)``, so the top document gets 0."""
+    return {doc_id: -math.log(rank + 1) for rank, doc_id in enumerate(order)}
 
 
 def merge_rankings(
     prior: Sequence[str], rankings: Sequence[tuple[Sequence[str], float]]
 ) -> tuple[list[str], dict[str, float]]:
-    """Weighted sum of ``rank_scores`` of each (order, weight); ties keep ``prior`` order."""
+    """Weighted sum of ``rank_scores`` of each (order, weight), as DIVER's ``rerank_merge_point_and_list``.
+
+    A document missing from one order scores the next rank there (``-ln(len(order) + 1)``). Ties keep the
+    first ranking's order (DIVER sorts the merged scores stably over the pointwise order), then ``prior``.
+    """
     final = {doc_id: 0.0 for doc_id in prior}
     for order, weight in rankings:
         scores = rank_scores(order)
-        worst = -math.log(len(order) + 2)
+        worst = -math.log(len(order) + 1)
         for doc_id in final:
             final[doc_id] += weight * scores.get(doc_id, worst)
     position = {doc_id: i for i, doc_id in enumerate(prior)}
-    ordered = sorted(final, key=lambda d: (-final[d], position[d]))
+    first = {doc_id: i for i, doc_id in enumerate(rankings[0][0])} if rankings else {}
+    ordered = sorted(final, key=lambda d: (-final[d], first.get(d, len(first)), position[d]))
     return ordered, final
 
 
-def combine_pointwise(
-    llm_scores: Mapping[str, float | None], hybrid: Mapping[str, float], blend: float
-) -> dict[str, float]:
-    """blend * LLM/10 + (1 - blend) * min-max(hybrid).
+PointwiseMode = Literal["reference", "renormalised"]
 
-    A missing LLM score (failed call or parse) is imputed with the mean of the parsed ones, a neutral
-    estimate (not 0, not the best); with no parsed score at all the hybrid score stands in.
+
+def combine_pointwise(
+    llm_scores: Mapping[str, float | None],
+    retrieval: Mapping[str, float],
+    blend: float,
+    mode: PointwiseMode = "reference",
+) -> dict[str, float]:
+    """Blend the 0..10 LLM scores with the retrieval scores of the same candidates.
+
+    ``reference`` (DIVER's ``rerank_pointwise.py``): ``blend * LLM/10 + (1 - blend) * retrieval score``,
+    the retrieval score as the retriever gave it (DIVER's min-max hybrid, in [0, 1]); a reply without a
+    score (or a failed call) counts as LLM score 0.
+
+    ``renormalised`` (our earlier variant): the retrieval scores are min-max normalised over the
+    candidates, and a missing LLM score is imputed with the mean of the parsed ones (the retrieval score
+    when none parsed). Useful when retrieval scores are not on a [0, 1] scale (RRF fusion, BM25 only).
     """
-    norm = min_max_normalise(hybrid)
+    if mode == "reference":
+        return {
+            doc_id: blend * ((llm_scores.get(doc_id) or 0.0) / 10.0) + (1.0 - blend) * score
+            for doc_id, score in retrieval.items()
+        }
+    if mode != "renormalised":
+        raise ValueError(f"unknown pointwise mode {mode!r}")
+    norm = min_max_normalise(retrieval)
     parsed = [v / 10.0 for v in llm_scores.values() if v is not None]
     mean = sum(parsed) / len(parsed) if parsed else None
     combined: dict[str, float] = {}
@@ -230,3 +254,14 @@ def combine_pointwise(
         estimate = llm / 10.0 if llm is not None else (mean if mean is not None else h)
         combined[doc_id] = blend * estimate + (1.0 - blend) * h
     return combined
+
+
+def pointwise_order(
+    candidates: Sequence[str], llm_scores: Mapping[str, float | None], combined: Mapping[str, float]
+) -> list[str]:
+    """Best combined score first. Ties as DIVER: its stable sort runs over the candidates already sorted
+    by LLM score (missing = 0), which were in retrieval order; so higher LLM score, then retrieval rank."""
+    position = {doc_id: i for i, doc_id in enumerate(candidates)}
+    return sorted(
+        combined, key=lambda d: (-combined[d], -(llm_scores.get(d) or 0.0), position.get(d, len(position)))
+    )

@@ -28,10 +28,12 @@ class Context:
     passage_tokens: int | None = _knob("Feedback passages are cut to this many tokens (DIVER: 512).")
     stop_overlap: float | None = _knob("Stop early when top-10 overlap with the previous round >= this.")
     ask_sufficiency: bool | None = _knob("Ask the LLM whether the current top documents suffice.")
+    feedback_retrieval: str | None = _knob("Passages fed back to the expander: 'dense' (DIVER) or 'hybrid'.")
     rerank_k: int | None = _knob("Top documents of the final hybrid list that are reranked (DIVER: 100).")
     pointwise: bool | None = _knob("Run the pointwise reranker (one 'Relevance score: X' call per document).")
     listwise: bool | None = _knob("Run the listwise reranker (numbered candidates, JSON ranking).")
-    pointwise_blend: float | None = _knob("Pointwise: weight of the LLM score vs normalised hybrid (0.5).")
+    pointwise_blend: float | None = _knob("Pointwise: weight of the LLM score/10 vs the hybrid score (0.5).")
+    pointwise_mode: str | None = _knob("Pointwise blend: 'reference' (DIVER) or 'renormalised'.")
     pointwise_weight: float | None = _knob("Merge: weight of pointwise ranks (0.6).")
     listwise_weight: float | None = _knob("Merge: weight of listwise ranks (0.4).")
     window_size: int | None = _knob("Listwise sliding-window size when candidates exceed the context.")
@@ -45,9 +47,17 @@ class Context:
     llm_base_url: str | None = _knob("OpenAI-compatible base URL for both models (overrides both).")
 
 
-_EXPANSION = {"rounds", "feedback_k", "n", "passage_tokens", "stop_overlap", "ask_sufficiency"}
+_EXPANSION = {
+    "rounds",
+    "feedback_k",
+    "n",
+    "passage_tokens",
+    "stop_overlap",
+    "ask_sufficiency",
+    "feedback_retrieval",
+}
 _RERANK = {
-    "rerank_k", "pointwise", "listwise", "pointwise_blend", "pointwise_weight", "listwise_weight",
+    "rerank_k", "pointwise", "listwise", "pointwise_blend", "pointwise_mode", "pointwise_weight", "listwise_weight",
     "window_size", "window_step", "doc_tokens", "domain_kind",
 }  # fmt: skip
 

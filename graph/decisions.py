@@ -24,11 +24,10 @@ def stop_reason(state: dict[str, Any], settings: DiverSettings, expand: bool, ha
         return "expansion disabled"
     if not has_expander:
         return "no expander LLM configured (retrieval only)"
+    if done >= 1 and expansion_failed(state):
+        return f"expansion round {done} produced no usable text; kept round {done - 1}'s query and ranking"
     if done >= rounds:
         return f"max_rounds ({rounds}) reached"
-    expansions = state.get("expansions") or []
-    if done >= 1 and expansions and not expansions[-1].get("expansions"):
-        return f"expansion round {done} produced no usable text"
     if done >= 1:
         current = [h["id"] for h in state.get("hits") or []]
         overlap = top_overlap(state.get("previous_top") or [], current)
@@ -49,3 +48,9 @@ def rerank_stages(settings: DiverSettings, has_reranker: bool) -> tuple[list[str
     if not has_reranker:
         return [], ["rerank skipped: no reranker LLM configured (set llm.reranker.model)"]
     return [f"rerank_{name}" for name in wanted], []
+
+
+def expansion_failed(state: dict[str, Any]) -> bool:
+    """True when the latest expansion round produced no usable text (nothing new to retrieve with)."""
+    expansions = state.get("expansions") or []
+    return bool(expansions) and not expansions[-1].get("expansions")

@@ -1,6 +1,7 @@
 """The compiled DIVER deep-search graph.
 
-    START -> retrieve -> decide -+-> expand -> retrieve -> decide ...   (loop while decide says so)
+    START -> retrieve -> decide -+-> expand -> retrieve -> decide ...   (loop while decide says so;
+                                 |          +-> decide when the round failed: last good ranking kept)
                                  +-> rerank_pointwise --+
                                  +-> rerank_listwise  --+-> merge -> END
                                  +-> merge (no reranking) ------^
@@ -16,6 +17,7 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from diver.graph.context import Context
+from diver.graph.decisions import expansion_failed
 from diver.graph.rerank_nodes import RerankNodes
 from diver.graph.resources import Provider
 from diver.graph.state import DeepSearchState, InputState
@@ -25,6 +27,11 @@ _TEMPLATES = (
     "expand_first", "expand_refine", "listwise", "sufficiency", "pointwise_general", "pointwise_coding",
     "pointwise_math-theorem", "pointwise_math-problem", "pointwise_documentation",
 )  # fmt: skip
+
+
+def route_after_expand(state: DeepSearchState) -> str:
+    """A failed round has no new query: skip retrieval, keep the last good ranking, and let decide stop."""
+    return "decide" if expansion_failed(dict(state)) else "retrieve"
 
 
 def route_after_decide(state: DeepSearchState) -> str | list[str]:
@@ -50,7 +57,7 @@ def build_graph(provider: Provider | None = None, name: str = "diver") -> Any:
     builder.add_conditional_edges(
         "decide", route_after_decide, ["expand", "rerank_pointwise", "rerank_listwise", "merge"]
     )
-    builder.add_edge("expand", "retrieve")
+    builder.add_conditional_edges("expand", route_after_expand, ["retrieve", "decide"])
     builder.add_edge("rerank_pointwise", "merge")
     builder.add_edge("rerank_listwise", "merge")
     builder.add_edge("merge", END)

@@ -14,7 +14,7 @@ from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
 from diver.errors import DiverError, InputError, LLMError
-from diver.expansion import expand_round, select_feedback
+from diver.expansion import dense_feedback_hits, expand_round, select_feedback
 from diver.graph.context import Context, context_from
 from diver.graph.decisions import TOP_N, rerank_stages, stop_reason
 from diver.graph.resources import Provider, Resources
@@ -25,9 +25,33 @@ from diver.sufficiency import ask_sufficiency
 from diver.tokens import truncate_tokens
 
 
+def describe_event(event: dict[str, Any]) -> str:
+    """One human-readable line for a progress event (the CLI prints it; MCP sends it as the message)."""
+    kind = event.get("event")
+    stage = event.get("stage", "")
+    if kind == "retrieved":
+        return f"round {event.get('round', 0)}: retrieved {event.get('hits', 0)} documents in {event.get('ms')} ms"
+    if kind == "decision":
+        reason = event.get("stop_reason")
+        if not reason:
+            return f"round {event.get('round', 0)}: expanding the query again"
+        nxt = ", ".join(event.get("next") or []) or "merge"
+        return f"stop ({reason}); next: {nxt}"
+    if kind == "round_started":
+        return f"expansion round {event.get('round')} started"
+    if kind == "stage_started":
+        return f"{stage}: reranking {event.get('candidates', 0)} candidates"
+    if kind == "llm_progress":
+        return f"{stage}: {event.get('done')}/{event.get('total')} LLM calls"
+    if kind == "stage_done":
+        failed = f", {event['failures']} failed" if event.get("failures") else ""
+        return f"{stage} done in {event.get('ms')} ms ({event.get('llm_calls', 0)} LLM calls{failed})"
+    return ", ".join(f"{k}={v}" for k, v in event.items() if k != "event") or str(kind)
+
+
 def emit(event: dict[str, Any]) -> None:
-    """Send a progress event on the custom stream (a no-op when nobody listens)."""
-    get_stream_writer()(event)
+    """Send a progress event, with its ``message`` line, on the custom stream (no-op when nobody listens)."""
+    get_stream_writer()({**event, "message": describe_event(event)})
 
 
 def _ms(started: float) -> float:
@@ -105,13 +129,16 @@ class Nodes:
         round_no = state.get("round", 0) + 1
         emit({"event": "round_started", "round": round_no})
         started = time.perf_counter()
-        hits = hits_of(state)
         settings = res.settings.expansion
-        ids = select_feedback(hits, state.get("seen_ids") or [], settings.feedback_k)
+        last_query = state.get("current_query") or state["query"]
+        seen = state.get("seen_ids") or []
+        hits, notes = await _feedback_ranking(
+            res, state, last_query, settings.feedback_k + len(seen), round_no
+        )
+        ids = select_feedback(hits, seen, settings.feedback_k)
         texts = await asyncio.to_thread(_read_texts, res, ids, hits)
-        previous = (state.get("expansions") or [{}])[-1].get("expansions", [])
+        previous = _last_good_expansions(state)
         usage = LLMUsage()
-        notes: list[str] = []
         try:
             await asyncio.to_thread(res.expander.prepare)
             outcome = await expand_round(
@@ -124,6 +151,16 @@ class Nodes:
                       "failures": [str(exc)]}  # fmt: skip
         if record["failures"]:
             notes.append(f"expansion round {round_no}: {len(record['failures'])} failed sample(s)")
+        if record.get("truncated"):
+            notes.append(
+                f"expansion round {round_no}: {record['truncated']} reply(ies) cut inside <think> by "
+                f"llm.expander.max_tokens={res.expander.settings.max_tokens}; raise it for this model"
+            )
+        if not record["expansions"]:  # keep the last good query and its ranking; decide() stops the loop
+            record["query"] = last_query
+            notes.append(
+                f"expansion round {round_no} failed: kept the query and ranking of round {round_no - 1}"
+            )
         elapsed = _ms(started)
         emit({"event": "stage_done", "stage": "expand", "round": round_no, "ms": elapsed,
               "llm_calls": usage.calls, "failures": len(record["failures"])})  # fmt: skip
@@ -136,6 +173,28 @@ class Nodes:
             "timings_ms": {"expand": elapsed},
             "notes": notes,
         }
+
+
+async def _feedback_ranking(
+    res: Resources, state: DeepSearchState, query: str, depth: int, round_no: int
+) -> tuple[list[SearchHit], list[str]]:
+    """The ranking whose unseen top passages go to the expander: dense (DIVER) or the round's hybrid."""
+    hits = hits_of(state)
+    if res.settings.expansion.feedback_retrieval == "hybrid":
+        return hits, []
+    dense = await asyncio.to_thread(dense_feedback_hits, res.retriever, query, depth)
+    if dense is None:
+        note = "expansion feedback: the retriever has no dense mode; its hybrid ranking was used"
+        return hits, [note] if round_no == 1 else []
+    return dense, []
+
+
+def _last_good_expansions(state: DeepSearchState) -> list[str]:
+    """The expansions of the latest round that produced any (the refinement prompt builds on them)."""
+    for record in reversed(state.get("expansions") or []):
+        if record.get("expansions"):
+            return list(record["expansions"])
+    return []
 
 
 def _read_texts(res: Resources, ids: list[str], hits: list[SearchHit]) -> dict[str, str]:

@@ -70,7 +70,8 @@ class RerankNodes(Nodes):
         return await self._rerank("listwise", state, runtime)
 
     async def merge(self, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
-        """final = w_p * -ln(rank_p + 1) + w_l * -ln(rank_l + 1); unreranked hits follow in hybrid order."""
+        """final = w_p * -ln(r_p + 1) + w_l * -ln(r_l + 1), ranks r from 0; unreranked hits follow in hybrid
+        order."""
         ctx, res = await self._resources(runtime)
         hits = hits_of(state)
         reranked = hits[: res.settings.rerank.rerank_k] if state.get("plan") else []
@@ -121,10 +122,13 @@ def _stage_notes(stage: str, payload: dict[str, Any]) -> list[str]:
         return []
     notes = []
     if stage == "pointwise":
+        filled = (
+            "scored 0, as DIVER" if payload.get("mode", "reference") == "reference" else "mean LLM score used"
+        )
         if payload["parse_failures"]:
-            notes.append(f"pointwise: {len(payload['parse_failures'])} replies without a score (hybrid used)")
+            notes.append(f"pointwise: {len(payload['parse_failures'])} replies without a score ({filled})")
         if payload["call_failures"]:
-            notes.append(f"pointwise: {len(payload['call_failures'])} failed calls (hybrid used)")
+            notes.append(f"pointwise: {len(payload['call_failures'])} failed calls ({filled})")
     elif payload["fallback"]:
         notes.append("listwise: no usable ranking, prior order kept")
     elif payload["parse_failures"] or payload["call_failures"]:

@@ -40,7 +40,9 @@ class DeepSearchResult(BaseModel):
     usage: dict[str, LLMUsage] = Field(default_factory=dict, description="LLM usage per stage.")
     parse_failures: dict[str, int] = Field(default_factory=dict, description="Unparseable replies per stage.")
     fallbacks: list[str] = Field(
-        default_factory=list, description="Stages that fell back to the prior order."
+        default_factory=list,
+        description="Stages that fell back: 'expand' (a failed round; the last good query and ranking "
+        "kept), 'listwise' (no usable ranking; the prior order kept).",
     )
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
@@ -77,9 +79,20 @@ def result_from_state(state: dict[str, Any], collection: str, wall_ms: float) ->
         tokens=total.total_tokens,
         usage=usage,
         parse_failures=failures,
-        fallbacks=["listwise"] if listwise.get("fallback") else [],
+        fallbacks=_fallbacks(state),
         timings_ms={**(state.get("timings_ms") or {}), "total": wall_ms},
     )
+
+
+def _fallbacks(state: dict[str, Any]) -> list[str]:
+    """'expand' when a round failed (the last good query and ranking were kept); 'listwise' when it gave no
+    ranking (the prior order was kept)."""
+    out = []
+    if any(not r.get("expansions") for r in state.get("expansions") or []):
+        out.append("expand")
+    if (state.get("listwise") or {}).get("fallback"):
+        out.append("listwise")
+    return out
 
 
 async def arun_deep_search(

@@ -11,6 +11,7 @@ from diver.config import ExpansionSettings
 from diver.errors import ConfigError
 from diver.expansion import (
     build_expansion_messages,
+    cut_in_reasoning,
     expand_round,
     expanded_query,
     select_feedback,
@@ -137,3 +138,27 @@ async def test_expand_round_call_failure_is_recorded() -> None:
     llm, _ = scripted_llm(lambda p: next(replies), role="expander")
     rnd = await expand_round(llm, "q", _hits(["a"]), lambda d: d, [], [], 1, ExpansionSettings(), LLMUsage())
     assert rnd.expansions == ["ok text"] and len(rnd.failures) == 1 and "down" in rnd.failures[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "cut"),
+    [("<think>still reasoning", True), ("<think>done</think>", False), ("answer", False), ("", False)],
+)
+def test_cut_in_reasoning(text: str, cut: bool) -> None:
+    assert cut_in_reasoning(text) is cut
+
+
+async def test_expand_round_reports_replies_cut_inside_think() -> None:
+    from langchain_core.messages import AIMessage
+
+    cut = AIMessage(content="<think>long reasoning", response_metadata={"finish_reason": "length"})
+    replies = iter([cut, "<think>ok</think>an answer"])
+    llm, _ = scripted_llm(lambda p: next(replies), role="expander", max_tokens=512)
+    out = await expand_round(
+        llm, "q", _hits(["a"]), lambda d: "text", [], [], 1, ExpansionSettings(n=2), LLMUsage()
+    )
+    assert out.expansions == ["an answer"] and out.truncated == 1
+    assert out.failures == [
+        "sample 0: reply cut inside <think> before any answer (finish_reason length); "
+        "raise llm.expander.max_tokens (now 512)"
+    ]

@@ -160,7 +160,7 @@ async def test_sample_returns_errors_as_values() -> None:
     replies = iter(["one", StatusError(400)])
     llm, _ = scripted_llm(lambda p: next(replies))
     outcomes = await llm.sample(MESSAGES, 2, LLMUsage())
-    assert sorted(type(o).__name__ for o in outcomes) == ["LLMError", "str"]
+    assert sorted(type(o).__name__ for o in outcomes) == ["LLMError", "Reply"]  # Reply is a str
 
 
 def test_make_chat_openai_local_endpoint_without_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,3 +183,18 @@ def test_make_chat_openai_without_any_key_is_unavailable(monkeypatch: pytest.Mon
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(LLMUnavailable, match="cannot create the chat client"):
         make_chat_openai(ModelSettings(model="gpt-x"))
+
+
+async def test_finish_reason_is_kept_and_survives_the_cache(tmp_path: Path) -> None:
+    reply = AIMessage(content="<think>cut", response_metadata={"finish_reason": "length"})
+    model = ScriptedChatModel(reply=lambda p: reply, prompts=[])
+    llm = ChatLLM(
+        ModelSettings(model="m"), role="expander", cache=CompletionCache(tmp_path), factory=lambda s: model
+    )
+    usage = LLMUsage()
+    first = await llm.complete(MESSAGES, usage)
+    second = await llm.complete(MESSAGES, usage)  # from the cache
+    assert first == second == "<think>cut" and usage.cache_hits == 1
+    assert first.finish_reason == "length" and second.finish_reason == "length"
+    plain, _ = scripted_llm(lambda p: "ok")
+    assert (await plain.complete(MESSAGES, LLMUsage())).finish_reason is None

@@ -21,6 +21,7 @@ from diver.rerank_parsers import (
     merge_rankings,
     parse_ranking,
     parse_relevance_score,
+    pointwise_order,
     rank_scores,
     window_spans,
 )
@@ -169,31 +170,79 @@ def test_window_spans() -> None:
     assert spans[0] == (80, 100) and spans[-1] == (0, 20) and len(spans) == 9
 
 
-# --- merge ---------------------------------------------------------------------------------------
+# --- merge (DIVER's rerank_merge_point_and_list.py: reassign_score, then 0.6 * point + 0.4 * list) -------
 
 
 def test_rank_scores_formula() -> None:
-    assert rank_scores(["a", "b"]) == {"a": -math.log(2), "b": -math.log(3)}
+    # reassign_score: for rank, did in enumerate(...): -math.log(rank + 1) -> the top document gets 0
+    assert rank_scores(["a", "b", "c"]) == {"a": 0.0, "b": -math.log(2), "c": -math.log(3)}
 
 
-def test_merge_rankings_weights() -> None:
+def test_merge_rankings_reference_hand_computed() -> None:
+    # pointwise a>b>c>d, listwise d>c>b>a, 0.6/0.4. Ranks from 0 give a, d, b, c; ranks from 1 would
+    # give a, b, d, c (d: 0.6*-ln5 + 0.4*-ln2 = -1.243 < b: 0.6*-ln3 + 0.4*-ln4 = -1.214).
+    order, final = merge_rankings(
+        ["a", "b", "c", "d"], [(["a", "b", "c", "d"], 0.6), (["d", "c", "b", "a"], 0.4)]
+    )
+    assert order == ["a", "d", "b", "c"]
+    assert final["a"] == pytest.approx(0.4 * -math.log(4))  # -0.5545
+    assert final["d"] == pytest.approx(0.6 * -math.log(4))  # -0.8318
+    assert final["b"] == pytest.approx(0.6 * -math.log(2) + 0.4 * -math.log(3))  # -0.8553
+    assert final["c"] == pytest.approx(0.6 * -math.log(3) + 0.4 * -math.log(2))  # -0.9365
+
+
+def test_merge_rankings_weights_decide() -> None:
     prior = ["a", "b", "c"]
     order, final = merge_rankings(prior, [(["c", "b", "a"], 0.6), (["a", "b", "c"], 0.4)])
-    assert order[0] == "c"
-    assert final["c"] == pytest.approx(0.6 * -math.log(2) + 0.4 * -math.log(4))
+    assert order == ["c", "a", "b"]  # c: 0.4*-ln3 = -0.439; a: 0.6*-ln3 = -0.659; b: -ln2 = -0.693
+    assert final == pytest.approx({"c": 0.4 * -math.log(3), "a": 0.6 * -math.log(3), "b": -math.log(2)})
     order, _ = merge_rankings(prior, [(["c", "b", "a"], 0.4), (["a", "b", "c"], 0.6)])
-    assert order[0] == "a"
+    assert order == ["a", "c", "b"]
 
 
-def test_combine_pointwise_imputes_missing_with_mean_llm_score() -> None:
-    combined = combine_pointwise({"a": 10.0, "b": None, "c": 0.0}, {"a": 1.0, "b": 3.0, "c": 2.0}, 0.5)
+def test_merge_rankings_ties_follow_the_pointwise_order() -> None:
+    # DIVER sorts the merged dict stably, and that dict is in pointwise order: a tie goes to pointwise
+    order, final = merge_rankings(["a", "b"], [(["b", "a"], 0.5), (["a", "b"], 0.5)])
+    assert final["a"] == final["b"] and order == ["b", "a"]
+
+
+def test_merge_rankings_missing_document_scores_the_next_rank() -> None:
+    order, final = merge_rankings(["a", "b", "c"], [(["b", "a"], 1.0)])
+    assert order == ["b", "a", "c"] and final["c"] == pytest.approx(-math.log(3))
+
+
+# --- pointwise blend (DIVER's rerank_pointwise.py) -------------------------------------------------
+
+
+def test_combine_pointwise_reference_formula() -> None:
+    # 0.5 * score/10 + 0.5 * retriever score; a reply without a score counts 0 (DIVER: scores.append(0))
+    combined = combine_pointwise({"a": 8.0, "b": None, "c": 2.0}, {"a": 0.25, "b": 1.0, "c": 0.5}, 0.5)
+    assert combined == pytest.approx({"a": 0.4 + 0.125, "b": 0.5, "c": 0.1 + 0.25})
+
+
+def test_combine_pointwise_reference_keeps_the_retrieval_scale() -> None:
+    # no re-normalisation over the candidates: scores 0.40..0.42 stay as they are
+    combined = combine_pointwise({"a": 0.0, "b": 0.0}, {"a": 0.42, "b": 0.40}, 0.5)
+    assert combined == pytest.approx({"a": 0.21, "b": 0.20})
+
+
+def test_pointwise_order_ties_prefer_the_higher_llm_score_then_retrieval_rank() -> None:
+    # DIVER: candidates sorted by LLM score (stable over retrieval order), then stably by the blend
+    llm = {"a": 0.0, "b": 5.0, "c": 5.0}
+    assert pointwise_order(["a", "b", "c"], llm, {"a": 0.25, "b": 0.25, "c": 0.25}) == ["b", "c", "a"]
+
+
+def test_combine_pointwise_renormalised_imputes_missing_with_mean_llm_score() -> None:
+    combined = combine_pointwise(
+        {"a": 10.0, "b": None, "c": 0.0}, {"a": 1.0, "b": 3.0, "c": 2.0}, 0.5, "renormalised"
+    )
     assert combined["a"] == pytest.approx(0.5)
-    assert combined["b"] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)  # missing: mean LLM score, not a silent 0
+    assert combined["b"] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)  # missing: mean LLM score
     assert combined["c"] == pytest.approx(0.25)
 
 
-def test_combine_pointwise_all_missing_uses_hybrid() -> None:
-    combined = combine_pointwise({"a": None, "b": None}, {"a": 1.0, "b": 3.0}, 0.5)
+def test_combine_pointwise_renormalised_all_missing_uses_retrieval() -> None:
+    combined = combine_pointwise({"a": None, "b": None}, {"a": 1.0, "b": 3.0}, 0.5, "renormalised")
     assert combined == {"a": 0.0, "b": 1.0}
 
 
@@ -203,7 +252,8 @@ DOCS = {f"d{i}": f"document number {i} about topic{i}" for i in range(1, 7)}
 
 
 def _candidates() -> list[SearchHit]:
-    return [SearchHit(id=d, rank=i, score=1.0 - i / 10) for i, d in enumerate(DOCS, 1)]
+    """Hybrid scores 0.875, 0.75, ..., 0.25 (exact in binary, so hand-computed blends compare exactly)."""
+    return [SearchHit(id=d, rank=i, score=1.0 - i / 8) for i, d in enumerate(DOCS, 1)]
 
 
 def _score_by_doc(prompt: str) -> str:
@@ -220,9 +270,12 @@ async def test_rerank_pointwise_scores_and_records_parse_failures() -> None:
     )
     assert result.parse_failures == ["d2"]
     assert result.llm_scores["d2"] is None and result.llm_scores["d6"] == 10.0
-    assert result.combined["d6"] == pytest.approx(0.5 * 1.0 + 0.5 * 0.0)
-    assert result.combined["d2"] == pytest.approx(0.5 * (0.1 + 0.5 * 3 + 1.0) / 5 + 0.5 * 0.8)
-    assert result.order == sorted(result.combined, key=lambda d: -result.combined[d])
+    # DIVER: 0.5 * LLM/10 + 0.5 * hybrid, no score = 0. d1 .05+.4375, d2 0+.375, d3 .25+.3125,
+    # d4 .25+.25, d5 .25+.1875, d6 .5+.125
+    assert result.combined == pytest.approx(
+        {"d1": 0.4875, "d2": 0.375, "d3": 0.5625, "d4": 0.5, "d5": 0.4375, "d6": 0.625}
+    )
+    assert result.order == ["d6", "d3", "d4", "d1", "d5", "d2"]
     assert usage.calls == 6 and len(model.prompts) == 6
     assert events[-1] == (6, 6)
     assert "<document>" in model.prompts[0] and "Relevance score: X" in model.prompts[0]
@@ -265,8 +318,28 @@ async def test_rerank_listwise_sliding_windows_when_context_is_small() -> None:
     rs = RerankSettings(window_size=10, window_step=5)
     result = await rerank_listwise(llm, "q", cands, dict(docs), rs, LLMUsage())
     assert result.windows == 5 and result.calls == 5 and len(model.prompts) == 5
-    assert sorted(result.order) == sorted(docs)
+    # windows [20,30) [15,25) [10,20) [5,15) [0,10), bottom first; each reply swaps its first two
+    expected = [2, 1, 3, 4, 5, 7, 6, 8, 9, 10, 12, 11, 13, 14, 15, 17, 16, 18, 19, 20, 22, 21]
+    expected += list(range(23, 31))
+    assert result.order == [f"d{i}" for i in expected]
     assert not result.fallback
+
+
+async def test_rerank_listwise_sliding_windows_lift_the_bottom_document_to_the_top() -> None:
+    docs = {f"d{i}": f"document number {i} " + "word " * 300 for i in range(1, 31)}
+    cands = [SearchHit(id=d, rank=i, score=1.0) for i, d in enumerate(docs, 1)]
+
+    def prefer_30(prompt: str) -> str:  # the LLM always puts document 30 first, when it is in the window
+        found = re.search(r"\[(\d+)\] <document>\ndocument number 30 ", prompt)
+        return f"[{found.group(1)}]" if found else "[1]"
+
+    llm, model = scripted_llm(prefer_30, context_window=1024, max_tokens=64)
+    rs = RerankSettings(window_size=10, window_step=5)
+    result = await rerank_listwise(llm, "q", cands, dict(docs), rs, LLMUsage())
+    assert result.windows == 5 and not result.fallback
+    # 30 climbs window by window: position 30 -> 21 -> 16 -> 11 -> 6 -> 1; the rest keep their order
+    assert result.order == ["d30"] + [f"d{i}" for i in range(1, 30)]
+    assert all("document number 30 " in p for p in model.prompts)
 
 
 async def test_rerank_listwise_total_failure_keeps_prior_order() -> None:
@@ -288,6 +361,10 @@ async def test_merge_reranked_combines_both() -> None:
     llm2, _ = scripted_llm(lambda p: "[1, 2, 3, 4, 5, 6]")
     lw = await rerank_listwise(llm2, "q", _candidates(), dict(DOCS), RerankSettings(), LLMUsage())
     order, final = merge_reranked(list(DOCS), pw, lw, RerankSettings())
-    assert sorted(order) == sorted(DOCS) and set(final) == set(DOCS)
+    # pointwise d6 d3 d4 d1 d5 d2 (see above), listwise d1..d6; 0.6 * -ln(r_p + 1) + 0.4 * -ln(r_l + 1):
+    # d6 -.717, d1 -.832, d3 -.855, d4 -1.214, d2 -1.352, d5 -1.609
+    assert order == ["d6", "d1", "d3", "d4", "d2", "d5"]
+    assert final["d6"] == pytest.approx(0.4 * -math.log(6))
+    assert final["d1"] == pytest.approx(0.6 * -math.log(4))
     only, scores = merge_reranked(list(DOCS), None, None, RerankSettings())
     assert only == list(DOCS) and scores == {}
