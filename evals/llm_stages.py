@@ -45,7 +45,7 @@ def check_llm_stage(stage: str, settings: DiverSettings) -> None:
 
 
 class ExcludingRetriever:
-    """Hybrid search over a collection with a fixed set of ids removed before any cut."""
+    """Hybrid (and dense) search over a collection with a fixed set of ids removed before any cut."""
 
     def __init__(self, collection: Any, exclude: set[str]) -> None:
         self.collection = collection
@@ -54,6 +54,11 @@ class ExcludingRetriever:
 
     def search(self, query: str, k: int) -> list[SearchHit]:
         [result] = self.collection.search_many([query], k=k, mode="hybrid", exclude=[self.exclude])
+        return [h for h in result.hits if h.id not in self.exclude]
+
+    def search_dense(self, query: str, k: int) -> list[SearchHit]:
+        """Dense-only ranking: DIVER's expander reads dense-retrieval passages (expansion.feedback_retrieval)."""
+        [result] = self.collection.search_many([query], k=k, mode="dense", exclude=[self.exclude])
         return [h for h in result.hits if h.id not in self.exclude]
 
     def get_text(self, doc_id: str) -> str:

@@ -92,6 +92,11 @@ def render_report(metrics: Mapping[str, Any], manifest: Mapping[str, Any]) -> st
         f"Embedder: `{manifest.get('models', {}).get('embedder', '?')}` · queries: {metrics['query_origin']}"
         f" · top {metrics['top_k']} kept after removing excluded ids · {metrics['qrels_field']} qrels\n"
     )
+    fusion = manifest.get("fusion") or {}
+    if fusion:
+        weights = ", ".join(f"{d} {f.get('w_dense')}" for d, f in fusion.items())
+        sources = sorted({str(f.get("source")) for f in fusion.values()})
+        out.append(f"Hybrid fusion w_dense: {weights} ({'; '.join(sources)})\n")
     title = f"## {HEADLINE} ×100 per stage and domain" + ("" if comparable else f" ({NOT_COMPARABLE})")
     out += [
         title,

@@ -34,6 +34,7 @@ from .loading import ensure_collection, load_benchmarks
 from .report import console_table, render_report, write_chart
 from .stages import retrieve
 from .trec import Checkpoint, Ranking, as_scores, read_run, write_run
+from .weights import domain_w_dense, engine_w_dense, fusion_record
 
 __all__ = [
     "BENCHMARKS",
@@ -80,17 +81,27 @@ def run_file(out_dir: Path, stage: str, domain: str) -> Path:
     return out_dir / f"run.{stage}.{domain}.trec"
 
 
-def default_out_dir(config: EvalConfig, settings: DiverSettings) -> Path:
-    return (
-        Path("runs") / f"{config.benchmark}-{stable_key(config.identity(), _settings_identity(settings))[:8]}"
-    )
+def default_out_dir(config: EvalConfig, settings: DiverSettings, domains: list[str] | None = None) -> Path:
+    identity = _settings_identity(settings, domains or [])
+    return Path("runs") / f"{config.benchmark}-{stable_key(config.identity(), identity)[:8]}"
 
 
-def _settings_identity(settings: DiverSettings) -> dict[str, Any]:
+def _settings_identity(settings: DiverSettings, domains: list[str]) -> dict[str, Any]:
     snap = mf.settings_snapshot(settings)
     for transient in ("data_dir", "cache_dir", "server"):
         snap.pop(transient, None)
+    weights = _domain_weights(domains, settings)
+    if weights:  # hybrid runs of these domains used DIVER's per-domain weight, not fusion.w_dense
+        snap["domain_w_dense"] = weights
     return snap
+
+
+def _domain_weights(domains: list[str], settings: DiverSettings) -> dict[str, float]:
+    """Domains whose hybrid weight differs from ``fusion.w_dense`` (DIVER's per-domain reference)."""
+    if settings.fusion.method != "minmax":
+        return {}
+    weights = {d: domain_w_dense(d, settings)[0] for d in domains}
+    return {d: w for d, w in weights.items() if w != settings.fusion.w_dense}
 
 
 # --------------------------------------------------------------------------- the run
@@ -108,9 +119,12 @@ def run_eval(
             check_llm_stage(stage, settings)  # before any work: a missing LLM is refused at once
     started = time.perf_counter()
     benches = load_benchmarks(config)
-    out_dir = config.out_dir or default_out_dir(config, settings)
+    domains = [b.domain for b in benches]
+    out_dir = config.out_dir or default_out_dir(config, settings, domains)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = RunState(out_dir, {"config": config.identity(), "settings": _settings_identity(settings)})
+    state = RunState(
+        out_dir, {"config": config.identity(), "settings": _settings_identity(settings, domains)}
+    )
     stage_order = [s for s in STAGES if s in config.stages]
     owns_engine = engine is None
     if engine is None:
@@ -124,31 +138,34 @@ def run_eval(
     try:
         for bench in benches:
             col = None
-            for stage in stage_order:
-                path = run_file(out_dir, stage, bench.domain)
-                if path.is_file() and state.finished(stage, bench.domain):
-                    runs[stage][bench.domain] = read_run(path)
-                    reused_runs.append(path.name)
-                    continue
-                if col is None:
-                    col, collections[bench.domain] = ensure_collection(engine, bench, settings, config)
-                checkpoint = Checkpoint(out_dir / f"run.{stage}.{bench.domain}.partial.jsonl")
-                t0 = time.perf_counter()
-                llm_stats: dict[str, Any] = {}
-                if stage in LLM_STAGES:
-                    ranking, llm_stats = run_llm_stage(
-                        col, bench, stage, config, settings, checkpoint, notes[bench.domain], chat_factory
+            with engine_w_dense(engine, domain_w_dense(bench.domain, settings)[0]):
+                for stage in stage_order:
+                    path = run_file(out_dir, stage, bench.domain)
+                    if path.is_file() and state.finished(stage, bench.domain):
+                        runs[stage][bench.domain] = read_run(path)
+                        reused_runs.append(path.name)
+                        continue
+                    if col is None:
+                        col, collections[bench.domain] = ensure_collection(engine, bench, settings, config)
+                    checkpoint = Checkpoint(out_dir / f"run.{stage}.{bench.domain}.partial.jsonl")
+                    t0 = time.perf_counter()
+                    llm_stats: dict[str, Any] = {}
+                    if stage in LLM_STAGES:
+                        ranking, llm_stats = run_llm_stage(
+                            col, bench, stage, config, settings, checkpoint, notes[bench.domain], chat_factory
+                        )
+                    else:
+                        ranking = retrieve(
+                            col, bench, stage, config, settings, checkpoint, notes[bench.domain]
+                        )
+                    write_run(path, ranking, tag=f"diver-{stage}")
+                    checkpoint.remove()
+                    state.finish(
+                        stage,
+                        bench.domain,
+                        {"seconds": round(time.perf_counter() - t0, 2), "queries": len(ranking), **llm_stats},
                     )
-                else:
-                    ranking = retrieve(col, bench, stage, config, settings, checkpoint, notes[bench.domain])
-                write_run(path, ranking, tag=f"diver-{stage}")
-                checkpoint.remove()
-                state.finish(
-                    stage,
-                    bench.domain,
-                    {"seconds": round(time.perf_counter() - t0, 2), "queries": len(ranking), **llm_stats},
-                )
-                runs[stage][bench.domain] = ranking
+                    runs[stage][bench.domain] = ranking
         metrics = score(benches, runs, stage_order, state, config, notes)
         manifest = build_manifest(config, settings, engine, benches, collections, reused_runs, started)
     finally:
@@ -249,6 +266,7 @@ def build_manifest(
             "data_root": str(config.data_root) if config.data_root else None,
         },
         "settings": mf.settings_snapshot(settings),
+        "fusion": fusion_record([b.domain for b in benches], settings),
         "models": embedder,
         "versions": mf.package_versions(),
         "git": mf.git_commit(),
