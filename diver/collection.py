@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,7 +100,6 @@ class Collection:
         bar = _progress_bar(total, f"indexing {self.name}") if progress else None
         with self._write_lock:
             self._reconcile()
-            self.catalog.set_meta("dirty", "1")  # cleared only when the whole call ends cleanly
             for batch in _batched(documents, self.engine.settings.store.write_batch_size):
                 by_id: dict[str, Document] = {}
                 for doc in batch:
@@ -114,7 +114,6 @@ class Collection:
                     bar.update(len(batch))
                 if on_progress is not None:
                     on_progress(done, total)
-            self.catalog.set_meta("dirty", "0")
         if bar is not None:
             bar.close()
         report.seconds = round(time.perf_counter() - started, 3)
@@ -141,8 +140,9 @@ class Collection:
                 f"embedder returned {vectors.shape}, expected ({len(keys)}, {self.meta['dimensions']})"
             )
         self.catalog.log_pending(keys)  # intent first: a crash after this leaves strays we can find
-        self.store.upsert(keys, vectors)
-        added, replaced = self.catalog.commit(prepared)
+        with self._store_write():
+            self.store.upsert(keys, vectors)
+            added, replaced = self.catalog.commit(prepared)
         report.added += added
         report.replaced += replaced
         report.chunks += len(keys)
@@ -150,11 +150,22 @@ class Collection:
 
     def delete(self, ids: Sequence[str]) -> int:
         with self._write_lock:
-            self.catalog.set_meta("dirty", "1")
-            deleted = self.catalog.delete(list(ids))
+            deleted = self.catalog.delete(list(ids))  # vectors become strays: removed just below
             self._reconcile()
-            self.catalog.set_meta("dirty", "0")
         return deleted
+
+    @contextmanager
+    def _store_write(self) -> Iterator[None]:
+        """Flag the collection ``dirty`` while chroma is written ahead of the catalog commit.
+
+        Only a write that may have reached chroma without its commit forces the dense rebuild on the
+        next open; a failure before (an embedding endpoint timeout) does not. A flag set by an earlier
+        failed write is left for that rebuild."""
+        already = self.catalog.get_meta("dirty") == "1"
+        self.catalog.set_meta("dirty", "1")
+        yield  # an exception leaves the flag set
+        if not already:
+            self.catalog.set_meta("dirty", "0")
 
     def recover(self) -> None:
         """Remove what a killed write left behind (vectors of an uncommitted batch, stale ``pending``).
@@ -225,8 +236,9 @@ class Collection:
         """Remove vectors that are not visible (replaced, deleted, or from a crashed batch)."""
         strays = self.catalog.stray_keys()
         if strays:
-            self.store.delete(strays)
-            self.catalog.forget_strays(strays)
+            with self._store_write():
+                self.store.delete(strays)
+                self.catalog.forget_strays(strays)
 
     def _lexical_view(self, db: sqlite3.Connection) -> LexicalView:
         return self.lexical.current(db)
