@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 import pytest
 
+from diver.collection import Collection
 from diver.documents import make_document
 from diver.errors import InputError
 from diver.query_assembly import (
@@ -28,6 +30,9 @@ NAMES = ["Pigeonhole Principle", "Kraft inequality", "Fermat's little theorem", 
          "Euler's formula", "Intermediate value theorem"]  # fmt: skip
 QUERY = "Mary bakes 10 cookies in three shapes; what is the smallest count of the most common shape?"
 EXPANSION = "Pigeonhole principle: n items in m boxes, some box holds at least ceil(n/m) items."
+needs_filters = pytest.mark.skipif(
+    "where" not in inspect.signature(Collection.search_many).parameters, reason="core filters not landed yet"
+)
 
 
 @pytest.fixture
@@ -70,6 +75,7 @@ def test_without_expansions_every_variant_is_plain_search(col) -> None:
         assert [h.id for h in got.hits] == [h.id for h in plain.hits]
 
 
+@needs_filters
 def test_exclude_and_filters_reach_every_part(col) -> None:
     out = assembled_search_many(col, [QUERY], [[EXPANSION]], k=5, variant="separate",
                                 exclude=[{"Pigeonhole Principle"}])  # fmt: skip
@@ -86,6 +92,7 @@ def test_bad_arguments(col) -> None:
         assembled_search_many(col, [QUERY], [], k=3)
 
 
+@needs_filters
 def test_retrievers_use_assembly(col) -> None:
     retriever = AssemblingRetriever(col, where={"theorem": {"$ne": "Bayes' theorem"}})
     hits = search_with_expansions(retriever, QUERY, [EXPANSION], 6)
