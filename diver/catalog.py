@@ -196,6 +196,26 @@ class Catalog:
         )
         return row[0] if row else ""
 
+    def allowed(self, db: sqlite3.Connection, condition: tuple[str, list]) -> tuple[set[str], list[str]]:
+        """Ids of the documents matching a compiled filter (``diver.filters``) and their chunk keys."""
+        sql, params = condition
+        rows = db.execute(
+            f"SELECT d.id, c.key FROM documents d JOIN chunks c ON c.doc_id = d.id WHERE {sql}", params
+        ).fetchall()
+        return {doc_id for doc_id, _ in rows}, [key for _, key in rows]
+
+    def chunk_rows(self, doc_id: str, first: int, last: int) -> list[tuple[int, int, int, str]]:
+        """(index, start, end, text) of the chunks ``first..last`` (inclusive) of a document."""
+        sql = (
+            'SELECT c.idx, c.start, c."end", substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c '
+            "JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? AND c.idx BETWEEN ? AND ? ORDER BY c.idx"
+        )
+        return [(int(i), int(a), int(b), t) for i, a, b, t in self._reader().execute(sql, (doc_id, first, last))]
+
+    def chunk_count(self, doc_id: str) -> int | None:
+        row = self._reader().execute("SELECT n_chunks FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return int(row[0]) if row else None
+
     def all_keys(self) -> set[str]:
         return {row[0] for row in self._reader().execute("SELECT key FROM chunks")}
 

@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diver.catalog import Catalog, PreparedDocument
-from diver.documents import ChunkScore, Document, chunk_document, content_hash, rollup_max
+from diver.dense_search import Allowed, dense_documents
+from diver.documents import Document, chunk_document, content_hash
 from diver.errors import DocumentNotFound, EmbedderMismatch, InputError, StateError
-from diver.fusion import fuse_min_max, fuse_rrf, sort_scores
+from diver.filters import compile_filter, source_of
+from diver.fusion import combine_retrievers
 from diver.hits import CollectionInfo, IndexReport, SearchHit, SearchMode, SearchResult
 from diver.lexical_view import LexicalView, LexicalViews
+from diver.queries import prepare_queries
 from diver.store import VectorStore
 
 if TYPE_CHECKING:
@@ -249,8 +252,15 @@ class Collection:
             self.lexical.current(db)
 
     # -- search -----------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid") -> SearchResult:
-        return self.search_many([query], k=k, mode=mode)[0]
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: SearchMode = "hybrid",
+        where: dict[str, Any] | None = None,
+        source: str | None = None,
+    ) -> SearchResult:
+        return self.search_many([query], k=k, mode=mode, where=where, source=source)[0]
 
     def search_many(
         self,
@@ -258,11 +268,14 @@ class Collection:
         k: int = 10,
         mode: SearchMode = "hybrid",
         exclude: Sequence[set[str]] | None = None,
+        where: dict[str, Any] | None = None,
+        source: str | None = None,
     ) -> list[SearchResult]:
+        """Top-``k`` documents per query. ``where`` (chroma's metadata filter language) and ``source`` (a
+        path prefix) restrict the documents before the top-k cut, for BM25 and dense alike."""
         limits = self.engine.settings.limits
         notes: list[str] = []
-        for query in queries:
-            _check_query(query, limits.max_query_chars)
+        cleaned = prepare_queries(queries, limits.max_query_chars)
         if mode not in ("bm25", "dense", "hybrid"):
             raise InputError(f"mode must be one of bm25, dense, hybrid; got {mode!r}")
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
@@ -270,25 +283,34 @@ class Collection:
         if k > limits.max_k:
             notes.append(f"k capped from {k} to {limits.max_k} (limits.max_k)")
             k = limits.max_k
+        condition = compile_filter(where, source)
         exclude = exclude or [set() for _ in queries]
         fusion = self.engine.settings.fusion
         pool = max(k, fusion.candidates) if mode == "hybrid" else k
         timings: dict[str, float] = {}
         with self.catalog.snapshot() as db:
+            allowed = None
+            if condition is not None:
+                t = time.perf_counter()
+                doc_ids, keys = self.catalog.allowed(db, condition)
+                allowed = Allowed(frozenset(doc_ids), tuple(keys))
+                timings["filter"] = _ms(t)
+                notes.append(f"filter matched {len(doc_ids)} documents")
             lexical = dense = None
             if mode in ("bm25", "hybrid"):
                 t = time.perf_counter()
                 view = self._lexical_view(db)
+                ids = allowed.doc_ids if allowed is not None else None
                 lexical = [
-                    view.top_documents(q, pool + len(ex), ex) for q, ex in zip(queries, exclude, strict=True)
+                    view.top_documents(q, pool + len(ex), ex, ids) for q, ex in zip(cleaned, exclude, strict=True)
                 ]
                 timings["bm25"] = _ms(t)
             if mode in ("dense", "hybrid"):
-                dense = self._dense_top(db, queries, pool, exclude, timings)
+                dense = self._dense_top(db, cleaned, pool, exclude, allowed, timings)
             t = time.perf_counter()
             results = []
             for i, query in enumerate(queries):
-                ranked, per_retriever = _combine(
+                ranked, per_retriever = combine_retrievers(
                     mode, lexical[i] if lexical else None, dense[i] if dense else None, fusion, k
                 )
                 hits = self._hits(db, ranked, per_retriever)
@@ -308,28 +330,36 @@ class Collection:
         queries: Sequence[str],
         pool: int,
         exclude: Sequence[set[str]],
+        allowed: Allowed | None,
         timings: dict[str, float],
     ) -> list[dict[str, tuple[float, int]]]:
         t = time.perf_counter()
         vectors = self._embedder().embed_queries(list(queries))
         timings["embed"] = _ms(t)
         t = time.perf_counter()
-        view = self.lexical.latest  # chunks per document, to ask the ANN index for enough chunks
+        view = self.lexical.latest  # chunks per document: the first guess of how many chunks to ask for
         per_doc = view.chunks_per_document if view is not None else 2.0
-        raw = self.store.query(
-            vectors, int((pool + max(map(len, exclude), default=0)) * max(1.0, per_doc)) + 10
-        )
+        out = dense_documents(self.store, self.catalog, db, vectors, pool, exclude, allowed, per_doc)
         timings["dense"] = _ms(t)
-        resolved = self.catalog.resolve(db, list({key for row in raw for key, _ in row}))
-        out = []
-        for row, ex in zip(raw, exclude, strict=True):
-            chunk_scores = [
-                ChunkScore(*resolved[key], score)
-                for key, score in row
-                if key in resolved and resolved[key][0] not in ex
-            ]
-            out.append({d.doc_id: (d.score, d.best_chunk) for d in rollup_max(chunk_scores)[:pool]})
         return out
+
+    def chunk_window(self, doc_id: str, around_chunk: int, window: int = 1) -> list[tuple[int, int, int, str]]:
+        """(index, start, end, text) of chunks ``around_chunk - window .. around_chunk + window`` of a document:
+        the part of a long document around a hit, for reading it without reading all of it."""
+        count = self.catalog.chunk_count(doc_id)
+        if count is None:
+            raise DocumentNotFound(self.name, doc_id)
+        if isinstance(around_chunk, bool) or not isinstance(around_chunk, int) or not 0 <= around_chunk < count:
+            raise InputError(f"around_chunk must be 0..{count - 1} for {doc_id!r}, got {around_chunk!r}")
+        if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= 50:
+            raise InputError(f"window must be 0..50, got {window!r}")
+        return self.catalog.chunk_rows(doc_id, max(0, around_chunk - window), around_chunk + window)
+
+    def chunk_count(self, doc_id: str) -> int:
+        count = self.catalog.chunk_count(doc_id)
+        if count is None:
+            raise DocumentNotFound(self.name, doc_id)
+        return count
 
     def _hits(
         self,
@@ -351,7 +381,8 @@ class Collection:
             if doc_id not in texts:
                 continue  # deleted between retrieval and fetch: never show a half-visible document
             text, metadata = texts[doc_id]
-            start, end = spans.get((doc_id, best.get(doc_id, 0)), (0, len(text)))
+            chunk = best.get(doc_id, 0)
+            start, end = spans.get((doc_id, chunk), (0, len(text)))
             hits.append(
                 SearchHit(
                     id=doc_id,
@@ -361,46 +392,15 @@ class Collection:
                     highlight=text[start:end][:HIGHLIGHT_CHARS],
                     metadata=metadata,
                     scores={name: round(v[doc_id][0], 6) for name, v in per_retriever.items() if doc_id in v},
+                    source=source_of(metadata),
+                    chunk=chunk,
+                    span=(start, min(end, start + HIGHLIGHT_CHARS)),
                 )
             )
         return hits
 
     def close(self) -> None:
         self.catalog.close()
-
-
-def _combine(
-    mode: str, lexical: dict | None, dense: dict | None, fusion: Any, k: int
-) -> tuple[list[tuple[str, float]], dict[str, dict[str, tuple[float, int]]]]:
-    per_retriever: dict[str, dict[str, tuple[float, int]]] = {}
-    if lexical is not None:
-        per_retriever["bm25"] = lexical
-    if dense is not None:
-        per_retriever["dense"] = dense
-    if mode == "bm25":
-        return sort_scores({d: s for d, (s, _) in lexical.items()}, k), per_retriever  # type: ignore[union-attr]
-    if mode == "dense":
-        return sort_scores({d: s for d, (s, _) in dense.items()}, k), per_retriever  # type: ignore[union-attr]
-    lex_scores = {d: s for d, (s, _) in lexical.items()}  # type: ignore[union-attr]
-    dense_scores = {d: s for d, (s, _) in dense.items()}  # type: ignore[union-attr]
-    if fusion.method == "rrf":
-        fused = fuse_rrf(dense_scores, lex_scores, k=fusion.rrf_k)
-    else:
-        fused = fuse_min_max(dense_scores, lex_scores, fusion.w_dense)
-    return sort_scores(fused, k), per_retriever
-
-
-def _check_query(query: Any, max_chars: int) -> None:
-    if not isinstance(query, str):
-        raise InputError(f"query must be a string, got {type(query).__name__}")
-    if not query.strip():
-        raise InputError("query is empty")
-    if len(query) > max_chars:
-        raise InputError(
-            f"query is {len(query)} characters; the limit is {max_chars} (limits.max_query_chars)"
-        )
-    if "\x00" in query:
-        raise InputError("query contains NUL bytes")
 
 
 def _title(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
 def min_max_normalise(scores: Mapping[str, float]) -> dict[str, float]:
@@ -50,3 +51,25 @@ def fuse_rrf(*runs: Mapping[str, float], k: int = 60) -> dict[str, float]:
 def sort_scores(scores: Mapping[str, float], k: int | None = None) -> list[tuple[str, float]]:
     ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
     return ordered if k is None else ordered[:k]
+
+
+def combine_retrievers(
+    mode: str, lexical: dict | None, dense: dict | None, fusion: Any, k: int
+) -> tuple[list[tuple[str, float]], dict[str, dict[str, tuple[float, int]]]]:
+    """The top-``k`` (doc id, score) of one search mode, and each retriever's doc -> (score, best chunk)."""
+    per_retriever: dict[str, dict[str, tuple[float, int]]] = {}
+    if lexical is not None:
+        per_retriever["bm25"] = lexical
+    if dense is not None:
+        per_retriever["dense"] = dense
+    if mode == "bm25":
+        return sort_scores({d: s for d, (s, _) in lexical.items()}, k), per_retriever  # type: ignore[union-attr]
+    if mode == "dense":
+        return sort_scores({d: s for d, (s, _) in dense.items()}, k), per_retriever  # type: ignore[union-attr]
+    lex_scores = {d: s for d, (s, _) in lexical.items()}  # type: ignore[union-attr]
+    dense_scores = {d: s for d, (s, _) in dense.items()}  # type: ignore[union-attr]
+    if fusion.method == "rrf":
+        fused = fuse_rrf(dense_scores, lex_scores, k=fusion.rrf_k)
+    else:
+        fused = fuse_min_max(dense_scores, lex_scores, fusion.w_dense)
+    return sort_scores(fused, k), per_retriever

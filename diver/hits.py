@@ -19,6 +19,11 @@ class SearchHit(BaseModel):
     highlight: str = Field("", description="The best-scoring chunk of the document.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     scores: dict[str, float] = Field(default_factory=dict, description="Per-retriever scores (bm25, dense).")
+    source: str | None = Field(None, description="Citable source: metadata source, path or url.")
+    chunk: int | None = Field(None, description="Index of the best-scoring chunk (the highlight).")
+    span: tuple[int, int] | None = Field(
+        None, description="Character span [start, end) of the highlight within the document text."
+    )
 
 
 class SearchResult(BaseModel):

@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,17 +30,33 @@ class LexicalView:
     doc_ids: list[str]
     doc_starts: np.ndarray  # first row of each document (rows of a document are contiguous)
     chunk_index: np.ndarray  # chunk number of each row
+    _position: dict[str, int] | None = field(default=None, repr=False)  # doc id -> row of doc_ids, lazily
 
     @property
     def chunks_per_document(self) -> float:
         return len(self.chunk_index) / max(1, len(self.doc_ids))
 
-    def top_documents(self, query: str, n: int, exclude: set[str]) -> dict[str, tuple[float, int]]:
-        """doc id -> (MAX chunk score, best chunk) for the ``n`` best documents with a query term."""
+    def positions(self, doc_ids: set[str] | frozenset[str]) -> np.ndarray:
+        """Row numbers (in ``doc_ids`` order of this view) of the given documents that the view holds."""
+        if self._position is None:
+            self._position = {doc_id: i for i, doc_id in enumerate(self.doc_ids)}
+        found = [self._position[d] for d in doc_ids if d in self._position]
+        return np.fromiter(found, dtype=np.int64, count=len(found))
+
+    def top_documents(
+        self, query: str, n: int, exclude: set[str], allowed: set[str] | frozenset[str] | None = None
+    ) -> dict[str, tuple[float, int]]:
+        """doc id -> (MAX chunk score, best chunk) for the ``n`` best documents with a query term.
+
+        ``allowed`` (a metadata filter's documents) is applied before the top-``n`` cut."""
         if self.index.num_rows == 0:
             return {}
         scores = self.index.score(query)
         doc_scores = np.maximum.reduceat(scores, self.doc_starts)
+        if allowed is not None:
+            keep = np.zeros(len(doc_scores), dtype=bool)
+            keep[self.positions(allowed)] = True
+            doc_scores = np.where(keep, doc_scores, 0.0)
         out: dict[str, tuple[float, int]] = {}
         for d in top_k(doc_scores, n):
             if doc_scores[d] <= 0:

@@ -43,7 +43,8 @@ def test_dense_section(tmp_path):
     from benchmarks.dense_bench import extrapolate_hnsw, run
 
     result = run(500, queries=5, hnsw_max=1000, workdir=tmp_path)
-    assert 0 <= result["hnsw"]["recall_at_10"] <= 1
+    # 500 clustered vectors, ef_search far above the collection size: HNSW is all but exact here
+    assert result["hnsw"]["recall_at_10"] >= 0.95
     assert extrapolate_hnsw(result["hnsw"], 500, 1_000_000)["build_s"] > 0
 
 

@@ -54,10 +54,16 @@ def test_think_stripping_never_keeps_reasoning(text: str) -> None:
 @FAST
 @given(doc_id=st.text(max_size=30), text=st.text(max_size=30), metadata=json_values)
 def test_document_input_model_validates_or_refuses_cleanly(doc_id, text, metadata) -> None:
+    """Accepted exactly when metadata is an object; accepted input round-trips unchanged, refusals name
+    the field."""
     try:
-        DocumentInput.model_validate({"id": doc_id, "text": text, "metadata": metadata})
-    except ValidationError:
+        parsed = DocumentInput.model_validate({"id": doc_id, "text": text, "metadata": metadata})
+    except ValidationError as exc:
+        assert not isinstance(metadata, dict)
+        assert exc.errors()[0]["loc"][0] == "metadata"
         return
+    assert isinstance(metadata, dict)
+    assert (parsed.id, parsed.text, parsed.metadata) == (doc_id, text, metadata)
 
 
 @FAST
@@ -66,9 +72,17 @@ def test_chunker_covers_the_text_in_order(text: str, budget: int, overlap: float
     if not text.strip():
         return
     doc = Document(id="d", text=text)
-    chunks = chunk_document(doc, RegexSpanner(), budget, overlap)
+    spanner = RegexSpanner()
+    chunks = chunk_document(doc, spanner, budget, overlap)
     assert chunks and [c.index for c in chunks] == list(range(len(chunks)))
     for c in chunks:
         assert 0 <= c.start <= c.end <= len(text) and c.text == text[c.start : c.end]
+        assert len(spanner.token_spans(c.text)) <= budget or len(chunks) == 1
     starts = [c.start for c in chunks]
     assert starts == sorted(starts)
+    # coverage: every token of the text lies inside at least one chunk
+    tokens = spanner.token_spans(text)
+    for start, end in tokens:
+        assert any(c.start <= start and end <= c.end for c in chunks), (start, end)
+    if tokens:
+        assert chunks[0].start <= tokens[0][0] and chunks[-1].end >= tokens[-1][1]
