@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -95,6 +96,47 @@ class _HFSpanner:
             text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
         )
         return [tuple(span) for span in encoded["offset_mapping"] if span[1] > span[0]]
+
+
+class BoundedSpanner:
+    """Token spans for an endpoint whose tokenizer is not available here: an over-estimate of its tokens.
+
+    A run of ASCII letters counts one span per 3 characters, each digit one, any other visible character
+    one and a non-ASCII one as many as its UTF-8 bytes (byte-level BPE may spend a token per byte),
+    whitespace beyond one space one per 2 characters. Against the MiniLM WordPiece tokenizer this gives
+    1.2-3 spans per token on prose, code, numbers, hex, accented, CJK and math text (tests/test_embedders.py),
+    so chunks stay under the endpoint's limit; random letter strings (base64) can still exceed it.
+    """
+
+    _PIECE = re.compile(r"[A-Za-z]{1,3}|[0-9]|\s{2,}|\n|\S", re.UNICODE)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        spans: list[tuple[int, int]] = []
+        for match in self._PIECE.finditer(text):
+            start, end = match.span()
+            piece = match.group()
+            if piece.isspace():
+                spans.extend([(start, end)] * ((len(piece) + 1) // 2))
+            elif piece.isascii():
+                spans.append((start, end))
+            else:
+                spans.extend([(start, end)] * len(piece.encode("utf-8")))
+        return spans
+
+
+def local_tokenizer_spanner(model: str) -> TokenSpanner | None:
+    """The model's own fast tokenizer when it is on this machine (a local path or the Hugging Face
+    cache; nothing is downloaded), else None."""
+    if importlib.util.find_spec("transformers") is None:
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:  # not cached here, or not a tokenizer folder
+        log.info("no local tokenizer for %s (%s): chunk sizes use a conservative estimate", model, exc)
+        return None
+    return _HFSpanner(tokenizer) if getattr(tokenizer, "is_fast", False) else None
 
 
 class CachedEmbedder:
@@ -208,12 +250,14 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         out = np.empty((len(texts), self.dimensions), dtype=np.float32)
         position = 0
         with ThreadPoolExecutor(max_workers=workers) as pool, torch.inference_mode():
-            pending = [pool.submit(self.model.tokenize, b) for b in batches[: workers * 2]]
-            next_batch = len(pending)
-            for index in range(len(batches)):
-                features = pending[index].result()
+            # Futures leave the queue when consumed: a kept future would keep its tokenized batch alive,
+            # and memory would grow with the corpus. At most ``workers * 2`` batches wait at any time.
+            ahead = deque(pool.submit(self.model.tokenize, b) for b in batches[: workers * 2])
+            next_batch = len(ahead)
+            while ahead:
+                features = ahead.popleft().result()
                 if next_batch < len(batches):
-                    pending.append(pool.submit(self.model.tokenize, batches[next_batch]))
+                    ahead.append(pool.submit(self.model.tokenize, batches[next_batch]))
                     next_batch += 1
                 features = {k: v.to(self.device, non_blocking=True) for k, v in features.items()}
                 embeddings = self.model(features)["sentence_embedding"]
@@ -242,7 +286,7 @@ class OpenAIEmbedder(CachedEmbedder):
         )
         self.id = settings.model
         self.max_seq_length = settings.max_seq_length or 8192
-        self.spanner = RegexSpanner()
+        self.spanner: TokenSpanner = local_tokenizer_spanner(settings.model) or BoundedSpanner()
         super().__init__(
             EmbeddingCache(cache_dir, f"openai:{settings.base_url}:{self.id}")
             if cache_dir and settings.cache
@@ -251,7 +295,10 @@ class OpenAIEmbedder(CachedEmbedder):
         self.dimensions = settings.dimensions or int(self._request(["dimension probe"]).shape[1])
 
     def chunk_token_budget(self) -> int:
-        return self.max_seq_length
+        """The endpoint's limit minus the document prefix and two special tokens, in spanner tokens
+        (the model's own tokenizer when it is available locally, else an over-estimate of them)."""
+        prefix = self.settings.document_prefix
+        return max(16, self.max_seq_length - 2 - (len(self.spanner.token_spans(prefix)) if prefix else 0))
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._cached([self.settings.document_prefix + t for t in texts], self._encode)

@@ -106,3 +106,91 @@ def test_openai_endpoint_down_is_a_clear_error():
     with pytest.raises(LLMError, match="embedding endpoint"):
         embedder.embed_documents(["x"])
     assert "sk-" not in str(settings)
+
+
+def test_gpu_pipeline_does_not_keep_tokenized_batches_alive():
+    """encode_pipelined (the CUDA path, run here on CPU tensors) holds only the read-ahead window."""
+    import weakref
+
+    torch = pytest.importorskip("torch")
+
+    class Features(dict):  # a dict subclass: weak-referenceable, like the tensors it holds
+        pass
+
+    class FakeModel:
+        def __init__(self):
+            self.batches: list[weakref.ref] = []
+            self.most_alive = 0
+
+        def tokenize(self, texts):
+            features = Features(input=torch.ones(len(texts), 4))
+            self.batches.append(weakref.ref(features))
+            return features
+
+        def __call__(self, features):
+            alive = sum(ref() is not None for ref in self.batches)
+            self.most_alive = max(self.most_alive, alive)
+            return {"sentence_embedding": features["input"] * 2}
+
+    embedder = object.__new__(SentenceTransformerEmbedder)
+    embedder.settings = EmbeddingSettings(batch_size=2, tokenizer_workers=1)
+    embedder.model, embedder._torch, embedder.device, embedder.dimensions = FakeModel(), torch, "cpu", 4
+    vectors = embedder.encode_pipelined([f"text {i}" * (i % 7 + 1) for i in range(100)])  # 50 batches
+    assert vectors.shape == (100, 4)
+    np.testing.assert_allclose(vectors, 0.5)
+    assert len(embedder.model.batches) == 50
+    assert embedder.model.most_alive <= 4, f"{embedder.model.most_alive} tokenized batches alive at once"
+
+
+def _texts_for_chunking():
+    import json
+    import random
+    from pathlib import Path
+
+    random.seed(7)
+    data = Path(__file__).resolve().parents[1] / "data" / "theoremqa" / "all_theorems.json"
+    theorems = list(json.loads(data.read_text(encoding="utf-8")).values())
+    return {
+        "prose": "\n\n".join(theorems[:40]),
+        "code": (Path(__file__).resolve().parents[1] / "diver" / "embedders.py").read_text(encoding="utf-8"),
+        "hex": " ".join(f"{random.getrandbits(160):040x}" for _ in range(200)),  # one regex word each
+        "numbers": " ".join(str(random.randint(0, 10**12)) for _ in range(600)),
+        "cjk": "勾股定理是一个基本的几何定理，直角三角形两条直角边的平方和等于斜边的平方。" * 30,
+        "accents": "Théorème de Pythagore : dans un triangle rectangle, le carré de l'hypoténuse. " * 40,
+        "math": "∫_0^∞ e^{-x^2} dx = √π/2, ∑_{n=1}^∞ 1/n² = π²/6; α+β≥γ " * 40,
+    }
+
+
+def test_openai_embedder_chunks_fit_the_endpoint_token_limit(minilm):
+    """Without a local tokenizer, chunk sizing over-estimates tokens: each chunk of a 128-token budget
+    has at most 128 tokens of a real subword tokenizer (MiniLM's WordPiece stands in for the endpoint's)."""
+    from diver.documents import chunk_document, make_document
+
+    settings = EmbeddingSettings(
+        provider="openai", model="no-such-local-model", base_url="http://127.0.0.1:9/v1",
+        dimensions=3, max_seq_length=130,
+    )  # fmt: skip
+    embedder = OpenAIEmbedder(settings)
+    budget = min(128, embedder.chunk_token_budget())
+    tokenizer = minilm.model.tokenizer
+    for kind, text in _texts_for_chunking().items():
+        chunks = chunk_document(make_document(kind, text), embedder.spanner, budget, 0.2)
+        tokens = [len(tokenizer(c.text, add_special_tokens=False)["input_ids"]) for c in chunks]
+        assert max(tokens) <= budget, f"{kind}: a chunk has {max(tokens)} tokens, the limit is {budget}"
+        assert sum(len(c.text) for c in chunks) >= len(text.strip()), f"{kind}: text lost"
+    assert embedder.chunk_token_budget() == 128  # the limit less two special tokens
+
+
+def test_openai_embedder_uses_the_model_tokenizer_when_it_is_local(minilm):
+    from diver.embedders import resolve_model_path
+
+    path = resolve_model_path(minilm.id)
+    settings = EmbeddingSettings(
+        provider="openai", model=path, base_url="http://127.0.0.1:9/v1", dimensions=3, max_seq_length=64
+    )
+    embedder = OpenAIEmbedder(settings)
+    text = "The Pythagorean theorem relates the hypotenuse to the legs."
+    assert len(embedder.spanner.token_spans(text)) == len(
+        minilm.model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    )
+    assert embedder.chunk_token_budget() == 62
