@@ -230,6 +230,9 @@ class ServerSettings(Section):
     max_path_documents: int = Field(
         100_000, ge=1, description="index_path refuses a folder or .jsonl holding more documents than this."
     )
+    read_only: bool = Field(
+        False, description="Register no write tools (index_*, cancel_index, delete_documents): search only."
+    )
 
 
 class DiverSettings(BaseSettings):
