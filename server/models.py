@@ -19,13 +19,38 @@ class DocumentInput(BaseModel):
     )
 
 
+class Candidate(BaseModel):
+    """One numbered candidate of the compact form (for the agent to rerank itself)."""
+
+    n: int = Field(description="1-based number, to answer with a ranked list of numbers.")
+    id: str
+    title: str = ""
+    text: str = Field("", description="The first tokens of the best-matching passage.")
+    source: str | None = None
+
+
+class Feedback(BaseModel):
+    """An unseen top passage, to read before writing or refining an expansion."""
+
+    id: str
+    title: str = ""
+    text: str
+
+
 class SearchOutput(BaseModel):
     """Ranked documents of a fast hybrid search."""
 
     collection: str
     query: str
     mode: str
-    hits: list[SearchHit] = Field(description="Best first; `highlight` is the best-matching passage.")
+    hits: list[SearchHit] = Field(
+        default_factory=list,
+        description="Best first; `highlight` is the best-matching passage; `source`, `chunk`, `span` and "
+        "`scores` are what a citation needs. Empty with format='compact'.",
+    )
+    candidates: list[Candidate] = Field(default_factory=list, description="format='compact' only.")
+    assembly: str | None = Field(None, description="How query and expansions were combined, if any.")
+    cut: list[str] = Field(default_factory=list, description="What was cut or dropped to fit the budgets.")
     notes: list[str] = Field(default_factory=list, description="Adjustments made, e.g. k capped.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
@@ -55,6 +80,18 @@ class DeepSearchOutput(BaseModel):
     )
     llm_calls: int = Field(description="LLM requests sent.")
     tokens: int = Field(description="Prompt + completion tokens spent.")
+    reasoner: str = Field(
+        description="Who wrote the expansions: 'agent' (you), 'endpoint' (the server's LLM), 'sampling' "
+        "(your client's model) or 'none' (retrieval only)."
+    )
+    reasoner_why: str = Field(description="Why that reasoner ran.")
+    round: str = Field("", description="Opaque token: pass it back with your next expansions.")
+    round_no: int = Field(0, description="Round just finished (0 = plain retrieval).")
+    converged: bool = Field(False, description="True when the loop should stop (top-10 stable or done).")
+    overlap: float | None = Field(None, description="Top-10 overlap with the previous round.")
+    feedback: list[Feedback] = Field(default_factory=list, description="Unseen top passages to read next.")
+    next_step: str = Field("", description="What to do next.")
+    cut: list[str] = Field(default_factory=list, description="What was cut or dropped to fit the budgets.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
@@ -71,8 +108,41 @@ class IndexOutput(BaseModel):
     seconds: float
 
 
+class IndexPathOutput(IndexOutput):
+    """``index_path``: the result when done within a few seconds, else a background job to poll."""
+
+    done: bool = Field(description="False: still running as `job`; poll index_status(job).")
+    job: str | None = Field(None, description="Background job id (index_status / cancel_index).")
+
+
+class JobOutput(BaseModel):
+    """Progress of a background indexing job (counts so far)."""
+
+    job: str
+    collection: str
+    path: str
+    state: str = Field(description="running, done, failed or cancelled.")
+    files: int = Field(description="Documents read from the path.")
+    documents_done: int
+    added: int
+    replaced: int
+    unchanged: int
+    chunks: int
+    rate_docs_per_s: float
+    eta_s: float | None = Field(description="Seconds left at the current rate (None when unknown).")
+    elapsed_s: float
+    errors: list[str] = Field(default_factory=list, description="Files skipped and failures so far.")
+
+
 class CollectionsOutput(BaseModel):
     collections: list[CollectionInfo]
+
+
+class ChunkOutput(BaseModel):
+    index: int
+    start: int = Field(description="Character offset of the chunk in the document text.")
+    end: int
+    text: str
 
 
 class DocumentOutput(BaseModel):
@@ -82,6 +152,10 @@ class DocumentOutput(BaseModel):
     metadata: dict[str, Any]
     chars: int = Field(description="Length of the full text in characters.")
     truncated: bool = Field(description="True when `text` was cut to max_chars.")
+    chunks: list[ChunkOutput] = Field(
+        default_factory=list, description="around_chunk only: that chunk and its neighbours; `text` is empty."
+    )
+    chunk_count: int | None = Field(None, description="around_chunk only: chunks in the document.")
 
 
 class DeleteOutput(BaseModel):

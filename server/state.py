@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,12 @@ from diver.documents import Document
 from diver.engine import Engine
 from diver.errors import MissingDependency, StateError
 from diver.ingest import read_documents
+from diver.jobs import JobManager
 from diver.llm import ChatFactory
 
 log = logging.getLogger(__name__)
+JOB_BATCH = 64
+"""Documents per committed batch of a background indexing job (the granularity of cancel_index)."""
 
 
 @dataclass
@@ -28,6 +31,15 @@ class ServerState:
     engine: Engine
     settings: DiverSettings
     chat_factory: ChatFactory | None = None
+    jobs: JobManager = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.jobs = JobManager(self.engine, min(JOB_BATCH, self.settings.store.write_batch_size))
+
+    @property
+    def has_endpoint(self) -> bool:
+        """An LLM endpoint is configured for expansion or reranking (the server-side reasoner)."""
+        return bool(self.settings.llm.expander.model or self.settings.llm.reranker.model)
 
     def graph_runner(self) -> Callable[..., Any]:
         """``arun_deep_search`` (imported at start-up by ``warm``; MissingDependency without the extra)."""
@@ -83,7 +95,10 @@ def make_lifespan(
         try:
             state = ServerState(opened, settings, chat_factory)
             await anyio.to_thread.run_sync(state.warm)
-            yield state
+            try:
+                yield state
+            finally:
+                await anyio.to_thread.run_sync(state.jobs.shutdown)
         finally:
             if owned:
                 opened.close()

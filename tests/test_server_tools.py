@@ -80,17 +80,18 @@ async def test_lists_small_tool_schemas(tmp_path: Path) -> None:
     async with open_client(tmp_path) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == {
-            "search", "deep_search", "index_documents", "index_path", "list_collections", "get_document",
-            "delete_documents",
+            "search", "deep_search", "index_documents", "index_path", "index_status", "cancel_index",
+            "list_collections", "get_document", "delete_documents",
         }  # fmt: skip
-        assert set(tools["search"].input_schema["properties"]) == {"collection", "query", "k", "mode"}
+        assert set(tools["search"].input_schema["properties"]) == {
+            "collection", "query", "k", "mode", "expansions", "where", "source", "format", "max_chars",
+            "hit_chars",
+        }  # fmt: skip
         assert set(tools["deep_search"].input_schema["properties"]) == {
-            "collection",
-            "query",
-            "k",
-            "max_rounds",
-            "rerank",
-        }
+            "collection", "query", "k", "expansions", "round", "where", "source", "max_rounds", "rerank",
+            "max_chars", "hit_chars",
+        }  # fmt: skip
+        assert all(len(json.dumps(t.input_schema)) < 4000 for t in tools.values())
         assert tools["search"].output_schema is not None
         assert all(len(t.description or "") > 40 for t in tools.values())
 

@@ -1,0 +1,155 @@
+"""``deep_search``: the DIVER loop with whichever reasoner is available, in this order:
+
+1. ``agent``    expansions the calling agent passed (it is the reasoner; no server LLM is needed);
+2. ``endpoint`` the configured OpenAI-compatible LLM (the LangGraph pipeline: expansion and reranking);
+3. ``sampling`` the client's own model through MCP sampling, when the client declares it;
+4. ``none``     retrieval only, returning feedback passages and a round token so the agent can take over.
+
+The result always says which ran and why (``reasoner``, ``reasoner_why``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import Field
+
+from diver.errors import DiverError
+from diver.query_assembly import AssemblingRetriever, clean
+from diver.server.agent_loop import (
+    TOP_N,
+    RoundState,
+    decode_round,
+    encode_round,
+    feedback_text,
+    select_feedback,
+    verdict,
+)
+from diver.server.budget import fit_hits
+from diver.server.errors import in_thread, to_mcp_error
+from diver.server.models import DeepSearchOutput, Feedback
+from diver.server.progress import ProgressReporter
+from diver.server.state import ServerState, state_of
+from diver.server.tools import READ_ONLY, Collection, Expansions, HitChars, K, MaxChars, Query, Source, Where
+from diver.server.tools import run_search as _run_search
+
+FEEDBACK_TOKENS = 120
+RoundToken = Annotated[str | None, Field(description="The `round` token of your previous deep_search call.")]
+
+
+def agent_round(state: ServerState, collection: str, query: str, k: int, expansions: list[str] | None,
+                token: str | None, where: dict[str, Any] | None, source: str | None, max_rounds: int,
+                reasoner: str, why: str) -> tuple[DeepSearchOutput, list[Any]]:  # fmt: skip
+    """One round of the agent-driven loop: retrieve (with the expansions), pick unseen feedback, decide."""
+    prev = decode_round(token, collection, query)
+    parts = clean(expansions)
+    round_no = prev.round + 1 if parts else prev.round
+    feedback_k = state.settings.expansion.feedback_k
+    depth = min(state.settings.limits.max_k, max(k, TOP_N) + feedback_k + len(prev.seen))
+    result = _run_search(state, collection, query, depth, "hybrid", parts, where, source)
+    hits = result.hits
+    chosen = select_feedback(hits, prev.seen, feedback_k) if round_no < max_rounds else []
+    top = [h.id for h in hits[:TOP_N]]
+    decided = verdict(prev, round_no, top, bool(parts), state.settings.expansion.stop_overlap, max_rounds,
+                      len(chosen))  # fmt: skip
+    if decided.converged:
+        chosen = []
+    new = RoundState(round_no, top, prev.seen + [h.id for h in chosen], prev.binding)
+    out = DeepSearchOutput(
+        collection=collection, query=query, hits=[], expansions=[], rounds=round_no,
+        stop_reason=decided.next_step if decided.converged else "", stages=["retrieve"], llm_calls=0,
+        tokens=0, reasoner=reasoner, reasoner_why=why, round=encode_round(new), round_no=round_no,
+        converged=decided.converged, overlap=decided.overlap, next_step=decided.next_step,
+        feedback=[Feedback(id=h.id, title=h.title, text=feedback_text(h, FEEDBACK_TOKENS)) for h in chosen],
+        skipped=["rerank: not run in the agent loop (rerank the hits yourself: search format='compact')"],
+        timings_ms=result.timings_ms,
+    )  # fmt: skip
+    if parts:
+        out.skipped.insert(0, f"query assembly: {len(parts)} expansion(s) retrieved with the query")
+    return out, hits[:k]
+
+
+def register_deep_search(server: MCPServer) -> None:
+    @server.tool(annotations=READ_ONLY)
+    async def deep_search(
+        collection: Collection,
+        query: Query,
+        ctx: Context,
+        k: K = 10,
+        expansions: Expansions = None,
+        round: RoundToken = None,
+        where: Where = None,
+        source: Source = None,
+        max_rounds: Annotated[int, Field(ge=0, le=6, description="Expansion rounds (0 = none).")] = 2,
+        rerank: Annotated[bool, Field(description="Server LLM only: rerank the candidates.")] = True,
+        max_chars: MaxChars = 20_000,
+        hit_chars: HitChars = 1000,
+    ) -> DeepSearchOutput:
+        """Thorough retrieval for reasoning-intensive questions: the DIVER loop, with YOU as the reasoner.
+
+        1. Call with the query alone: you get hits, `feedback` (unseen top passages) and a `round` token.
+        2. Read the feedback, write one passage that answers the query and names the theorems, concepts,
+           methods or APIs a relevant document would contain; call again with expansions=[passage], the
+           same query and the `round` token.
+        3. Refine that passage with the new feedback (correct it, add what is missing); call again.
+        Stop when `converged` is true (top-10 stable); `next_step` says what to do. Keep the original
+        query unchanged across rounds. Without expansions the server's LLM or your client's sampling may
+        reason instead (`reasoner` says which ran and why). Same filters/budgets as search."""
+        state = state_of(ctx)
+        has_parts = bool(clean(expansions))
+        if has_parts:
+            out, hits = await in_thread(agent_round, state, collection, query, k, expansions, round, where,
+                                        source, max_rounds, "agent", "you passed expansions")  # fmt: skip
+        elif state.has_endpoint:
+            out, hits = await _endpoint(state, ctx, collection, query, k, round, where, source, max_rounds, rerank)
+        else:
+            from diver.server.sampling import client_samples, sampling_rounds
+
+            if max_rounds > 0 and client_samples(ctx):
+                out, hits = await sampling_rounds(state, ctx, collection, query, k, where, source, max_rounds)
+            else:
+                why = ("no expansions passed, no LLM endpoint configured (llm.expander.model) and the client "
+                       "does not declare MCP sampling: write the expansions yourself (see next_step)")  # fmt: skip
+                if max_rounds == 0:
+                    why = "max_rounds=0: retrieval only"
+                out, hits = await in_thread(agent_round, state, collection, query, k, None, round, where,
+                                            source, max_rounds, "none", why)  # fmt: skip
+        out.hits, out.cut = fit_hits(hits, hit_chars, max_chars)
+        return out
+
+
+async def _endpoint(state: ServerState, ctx: Context, collection: str, query: str, k: int, token: str | None,
+                    where: dict[str, Any] | None, source: str | None, max_rounds: int,
+                    rerank: bool) -> tuple[DeepSearchOutput, list[Any]]:  # fmt: skip
+    """The server's LLM runs the whole pipeline (LangGraph): expansion rounds, then reranking."""
+    prev = await in_thread(decode_round, token, collection, query)
+    await in_thread(_run_search, state, collection, query, 1, "bm25", None, where, source)  # fail fast
+    col = await in_thread(state.engine.collection, collection)
+    run = await in_thread(state.graph_runner)
+    context: dict[str, Any] = {"k": k, "rounds": max_rounds, "collection": collection}
+    if not rerank:
+        context.update(pointwise=False, listwise=False)
+    retriever = AssemblingRetriever(col, where=where, source=source)
+    reporter = ProgressReporter(ctx)
+
+    async def work() -> Any:
+        return await run(retriever, query, state.settings, context=context, progress=reporter.emit,
+                         chat_factory=state.chat_factory)  # fmt: skip
+
+    try:
+        result = await reporter.run(work, "deep search started: retrieving", "deep search done")
+    except DiverError as exc:
+        raise to_mcp_error(exc) from exc
+    top = [h.id for h in result.hits[:TOP_N]]
+    seen = prev.seen + [i for r in result.expansions for i in r.feedback_ids]
+    new = RoundState(prev.round + result.rounds, top, seen, prev.binding)
+    out = DeepSearchOutput(
+        collection=collection, query=query, hits=[],
+        expansions=[e.model_dump() for e in result.expansions], rounds=result.rounds,
+        stop_reason=result.stop_reason, stages=result.stages, skipped=result.notes, fallbacks=result.fallbacks,
+        llm_calls=result.llm_calls, tokens=result.tokens, timings_ms=result.timings_ms, reasoner="endpoint",
+        reasoner_why="no expansions passed; the server's LLM endpoint is configured", round=encode_round(new),
+        round_no=new.round, converged=True, next_step="Done: the server's LLM ran the loop. Use `hits`.",
+    )  # fmt: skip
+    return out, list(result.hits)
