@@ -92,17 +92,18 @@ def read_documents(
     real = confine_path(path, allowed_roots)
     skipped: list[str] = []
     documents: list[Document] = []
+    confined = None if allowed_roots is None else [_real(Path(r).expanduser()) for r in allowed_roots]
     if real.is_dir():
-        roots = [real] if allowed_roots is None else [_real(Path(r).expanduser()) for r in allowed_roots]
+        roots = [real] if confined is None else confined
         for file in _walk(real, roots, skipped):
-            doc = _read_text_file(file, file.relative_to(real).as_posix(), max_bytes, skipped)
+            doc = _read_text_file(file, file.relative_to(real).as_posix(), max_bytes, skipped, roots)
             if doc is not None:
                 documents.append(doc)
                 _check_count(len(documents), max_documents, path)
     elif real.suffix.lower() in JSONL_SUFFIXES:
-        documents = _read_jsonl(real, max_bytes, max_metadata_bytes, max_documents, skipped)
+        documents = _read_jsonl(real, max_bytes, max_metadata_bytes, max_documents, skipped, confined)
     elif real.suffix.lower() in TEXT_SUFFIXES:
-        doc = _read_text_file(real, real.name, max_bytes, skipped)
+        doc = _read_text_file(real, real.name, max_bytes, skipped, confined)
         documents = [doc] if doc is not None else []
     else:
         raise InputError(
@@ -146,12 +147,44 @@ def _walk(folder: Path, roots: list[Path], skipped: list[str]) -> list[Path]:
     return found
 
 
-def _read_bytes(file: Path, max_bytes: int) -> bytes:
-    """Read a regular file without following a final symlink swap or blocking on a FIFO."""
+def _open_confined(file: Path, roots: Sequence[Path] | None) -> int:
+    """Open ``file`` read-only, then check where the opened descriptor really is.
+
+    Checking a path and then opening it leaves a window in which a symlink (the file or any folder
+    above it) can be swapped; the check that counts is on the opened file's own path (``/proc/self/fd``
+    or ``F_GETPATH``): inside ``roots`` (None = unconfined) and outside the system trees.
+    """
+    fd = os.open(_real(file), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        opened = _descriptor_path(fd)
+        if roots is not None and not any(_contains(root, opened) for root in roots):
+            raise PathNotAllowed(f"{file.name!r} resolved to {opened} when opened: outside the allowed roots")
+        if any(_contains(tree, opened) for tree in _FORBIDDEN_TREES):
+            raise PathNotAllowed(f"{file.name!r} resolved to {opened} when opened: a system tree")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _descriptor_path(fd: int) -> Path:
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        import fcntl
+
+        if not hasattr(fcntl, "F_GETPATH"):
+            raise OSError("cannot tell where an opened file lies (no /proc, no F_GETPATH)") from None
+        raw = fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024))
+        return Path(os.fsdecode(raw.split(b"\0", 1)[0]))
+
+
+def _read_bytes(file: Path, max_bytes: int, roots: Sequence[Path] | None) -> bytes:
+    """Read a regular file inside ``roots`` without following a symlink swap or blocking on a FIFO."""
     real = _real(file)
     if any(_contains(tree, real) for tree in _FORBIDDEN_TREES):
         raise OSError("is in a system tree")
-    fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    fd = _open_confined(real, roots)
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
@@ -170,9 +203,11 @@ def _decode(data: bytes) -> str:
         raise UnicodeError(f"not UTF-8 (invalid byte at offset {exc.start})") from exc
 
 
-def _read_text_file(file: Path, doc_id: str, max_bytes: int, skipped: list[str]) -> Document | None:
+def _read_text_file(
+    file: Path, doc_id: str, max_bytes: int, skipped: list[str], roots: Sequence[Path] | None
+) -> Document | None:
     try:
-        text = _decode(_read_bytes(file, max_bytes))
+        text = _decode(_read_bytes(file, max_bytes, roots))
         return make_document(doc_id, text, {"path": doc_id}, max_bytes=max_bytes)
     except UnicodeError as exc:
         skipped.append(f"{doc_id}: {exc}")
@@ -189,10 +224,10 @@ def _read_jsonl(
     max_metadata_bytes: int | None,
     max_documents: int | None,
     skipped: list[str],
+    roots: Sequence[Path] | None,
 ) -> list[Document]:
     try:
-        real = _real(file)
-        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = _open_confined(file, roots)
     except OSError as exc:
         raise InputError(f"cannot open {file.name!r}: {exc.strerror or exc}") from exc
     documents: list[Document] = []

@@ -141,3 +141,38 @@ def test_missing_path_and_unconfined_cli_use(root: Path) -> None:
         confine_path(root / "nope.txt", [root])
     docs, _ = read_documents(root / "a.txt", allowed_roots=None, max_bytes=LIMIT)
     assert docs[0].id == "a.txt"
+
+
+def _swap_folder_on_open(monkeypatch, folder: Path, outside: Path, target: str) -> None:
+    """Between the path checks and the open of ``target``, replace ``folder`` with a symlink to ``outside``."""
+    real_open = os.open
+
+    def swapping_open(path, flags, *args, **kwargs):
+        if str(path).endswith(target) and not folder.is_symlink():
+            folder.rename(folder.with_name(folder.name + "-moved"))
+            os.symlink(outside, folder)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", swapping_open)
+
+
+@pytest.mark.parametrize("what", ["folder", "file", "jsonl"])
+def test_a_symlink_swapped_between_check_and_open_is_refused(
+    root: Path, tmp_path: Path, monkeypatch, what
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "b.md").write_text("SECRET outside the root", encoding="utf-8")
+    (outside / "c.jsonl").write_text('{"id": "x", "text": "SECRET outside the root"}\n', encoding="utf-8")
+    (root / "sub" / "c.jsonl").write_text('{"id": "x", "text": "inside"}\n', encoding="utf-8")
+    target = {"folder": "b.md", "file": "b.md", "jsonl": "c.jsonl"}[what]
+    _swap_folder_on_open(monkeypatch, root / "sub", outside, f"sub/{target}")
+    path = root if what == "folder" else root / "sub" / target
+    try:
+        docs, skipped = read_documents(path, allowed_roots=[root], max_bytes=LIMIT)
+    except PathNotAllowed as exc:
+        assert what == "jsonl" and "outside the allowed roots" in str(exc)
+        return
+    assert what != "jsonl", "the swapped .jsonl was read"
+    assert not any("SECRET" in d.text for d in docs)
+    assert any("outside the allowed roots" in s for s in skipped), skipped
