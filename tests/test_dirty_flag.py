@@ -9,7 +9,9 @@ from diver.documents import Document
 from diver.engine import Engine
 from diver.errors import LLMError
 
-DOCS = [Document(id=f"d{i}", text=f"document {i} on planar graphs, triangles and angle {i}") for i in range(6)]
+DOCS = [
+    Document(id=f"d{i}", text=f"document {i} on planar graphs, triangles and angle {i}") for i in range(6)
+]
 
 
 def _visible(col):
