@@ -14,6 +14,10 @@ drowns the query's own terms. The variants:
 * ``balanced``       BM25 sees one text where the query is repeated until its terms weigh as much as the
                      expansions' (query2doc's trick, sized to the lengths); dense retrieves each part on
                      its own and fuses as ``separate`` does (no part is ever cut off by the embedder).
+* ``fit``            (default) dense: QExpand's text when the whole fits the embedder's window, else the
+                     expansions and the query embedded separately and fused (the query weighs
+                     ``FIT_QUERY_WEIGHT``), so the reasoning is never cut off. BM25 (no length limit):
+                     one text where the query's terms weigh ``FIT_QUERY_WEIGHT``, whatever the lengths.
 
 Pure except for ``Collection.search_many`` calls (any object with that method works).
 """
@@ -28,9 +32,11 @@ from diver.fusion import fuse_min_max, fuse_rrf, min_max_normalise, sort_scores
 from diver.hits import SearchHit, SearchResult
 from diver.tokens import approx_tokens
 
-Variant = Literal["query", "concat", "expansion_only", "separate", "balanced"]
-VARIANTS: tuple[str, ...] = ("query", "concat", "expansion_only", "separate", "balanced")
-DEFAULT_VARIANT: Variant = "balanced"
+Variant = Literal["query", "concat", "expansion_only", "separate", "balanced", "fit"]
+VARIANTS: tuple[str, ...] = ("query", "concat", "expansion_only", "separate", "balanced", "fit")
+DEFAULT_VARIANT: Variant = "fit"
+FIT_QUERY_WEIGHT = 0.25
+"""``fit``: the query's share of BM25's text and of the dense fusion when the whole does not fit."""
 """Chosen by measurement on both offline TheoremQA sets (docs/mcp.md, 'Query assembly')."""
 MAX_REPEAT = 16
 
@@ -52,16 +58,20 @@ def concat(query: str, expansions: Sequence[str]) -> str:
 
 
 def balanced_text(query: str, expansions: Sequence[str], query_weight: float = 0.5) -> str:
-    """One BM25 text where the query's tokens make up about ``query_weight`` of all tokens: the query is
-    repeated (at most ``MAX_REPEAT`` times) to match the expansions' length, then the expansions follow."""
+    """One BM25 text where the query's tokens make up about ``query_weight`` of all tokens: the query, or
+    else the expansions, is repeated (at most ``MAX_REPEAT`` times) to reach that share whatever the
+    lengths (BM25 sums a repeated query term once per occurrence)."""
     parts = clean(expansions)
     if not parts:
         return query
     q_tokens = max(1, approx_tokens(query))
-    e_tokens = sum(approx_tokens(p) for p in parts)
-    ratio = query_weight / max(1e-6, 1.0 - query_weight)
-    repeat = int(min(MAX_REPEAT, max(1, round(e_tokens * ratio / q_tokens))))
-    return "\n\n".join([*([query] * repeat), *parts])
+    e_tokens = max(1, sum(approx_tokens(p) for p in parts))
+    ratio = query_weight / max(1e-6, 1.0 - query_weight)  # wanted query tokens per expansion token
+    if q_tokens / e_tokens < ratio:
+        repeat = int(min(MAX_REPEAT, max(1, round(e_tokens * ratio / q_tokens))))
+        return "\n\n".join([*([query] * repeat), *parts])
+    repeat = int(min(MAX_REPEAT, max(1, round(q_tokens / (e_tokens * ratio)))))
+    return "\n\n".join([query, *(parts * repeat)])
 
 
 def part_weights(n_expansions: int, query_weight: float) -> list[float]:
@@ -117,6 +127,8 @@ def assembled_search_many(
     parts = [clean(e) for e in expansions]
     exclude = list(exclude) if exclude is not None else [set() for _ in queries]
     filters = {key: value for key, value in (("where", where), ("source", source)) if value is not None}
+    if variant == "fit" and mode == "dense" and all(_fits(collection, concat(q, p)) for q, p in zip(queries, parts, strict=True)):
+        variant = "concat"  # identical to QExpand's retrieval when nothing would be cut
     if variant in ("query", "concat", "expansion_only") or not any(parts):
         texts = [_single_text(q, p, variant) for q, p in zip(queries, parts, strict=True)]
         results = collection.search_many(texts, k=k, mode=mode, exclude=exclude, **filters)
@@ -134,6 +146,34 @@ def _single_text(query: str, parts: list[str], variant: str) -> str:
     return concat(query, parts)
 
 
+def _fits(collection: Any, text: str) -> bool:
+    """Whether the embedder reads all of ``text`` (a query is embedded whole up to its window)."""
+    embedder = getattr(getattr(collection, "engine", None), "embedder", None)
+    budget = embedder.chunk_token_budget() if hasattr(embedder, "chunk_token_budget") else None
+    if not budget:
+        return True
+    spanner = getattr(embedder, "spanner", None)
+    count = len(spanner.token_spans(text)) if spanner is not None else approx_tokens(text)
+    return count <= budget
+
+
+def _parts(collection: Any, retriever: str, variant: str, query: str, parts: list[str],
+           query_weight: float) -> tuple[list[str], list[float]]:  # fmt: skip
+    """The texts one retriever searches for one query, and their fusion weights."""
+    if not parts:
+        return [query], [1.0]
+    if variant == "balanced" and retriever == "bm25":
+        return [balanced_text(query, parts, query_weight)], [1.0]
+    if variant == "fit":
+        if retriever == "bm25":
+            return [balanced_text(query, parts, FIT_QUERY_WEIGHT)], [1.0]
+        whole = concat(query, parts)
+        if _fits(collection, whole):
+            return [whole], [1.0]
+        return ["\n\n".join(parts), query], [1.0 - FIT_QUERY_WEIGHT, FIT_QUERY_WEIGHT]
+    return [query, *parts], part_weights(len(parts), query_weight)
+
+
 def _fused(
     collection: Any,
     queries: Sequence[str],
@@ -149,38 +189,33 @@ def _fused(
     fusion = settings.fusion
     pool = max(k, fusion.candidates)
     retrievers = ["bm25", "dense"] if mode == "hybrid" else [mode]
-    # runs[retriever][i] = (per-part score lists, hits by id) for query i
-    runs: dict[str, list[tuple[list[dict[str, float]], dict[str, SearchHit]]]] = {}
-    weights = [part_weights(len(p), query_weight) for p in parts]
+    # runs[retriever][i] = (per-part score lists, their weights, hits by id) for query i
+    runs: dict[str, list[tuple[list[dict[str, float]], list[float], dict[str, SearchHit]]]] = {}
     notes: list[str] = []
     for retriever in retrievers:
-        if retriever == "bm25" and variant == "balanced":
-            texts_per_query = [[balanced_text(q, p, query_weight)] for q, p in zip(queries, parts, strict=True)]
-        else:
-            texts_per_query = [[q, *p] for q, p in zip(queries, parts, strict=True)]
-        flat = [t for texts in texts_per_query for t in texts]
-        flat_exclude = [ex for texts, ex in zip(texts_per_query, exclude, strict=True) for _ in texts]
+        planned = [_parts(collection, retriever, variant, q, p, query_weight) for q, p in zip(queries, parts, strict=True)]
+        flat = [t for texts, _ in planned for t in texts]
+        flat_exclude = [ex for (texts, _), ex in zip(planned, exclude, strict=True) for _ in texts]
         results = collection.search_many(flat, k=pool, mode=retriever, exclude=flat_exclude, **filters)
         notes.extend(n for r in results for n in r.notes if n not in notes)
         per_query = []
         offset = 0
-        for texts in texts_per_query:
+        for texts, weights in planned:
             chunk = results[offset : offset + len(texts)]
             offset += len(texts)
             hits: dict[str, SearchHit] = {}
             for result in chunk:
                 for hit in result.hits:
                     hits.setdefault(hit.id, hit)
-            per_query.append(([{h.id: h.score for h in r.hits} for r in chunk], hits))
+            per_query.append(([{h.id: h.score for h in r.hits} for r in chunk], weights, hits))
         runs[retriever] = per_query
     out = []
     for i, query in enumerate(queries):
         per_retriever: dict[str, dict[str, float]] = {}
         hits: dict[str, SearchHit] = {}
         for retriever in retrievers:
-            scores, found = runs[retriever][i]
-            w = weights[i] if len(scores) > 1 else [1.0]
-            per_retriever[retriever] = dict(sort_scores(weighted_fuse(scores, w), pool))
+            scores, weights, found = runs[retriever][i]
+            per_retriever[retriever] = dict(sort_scores(weighted_fuse(scores, weights), pool))
             for doc_id, hit in found.items():
                 hits.setdefault(doc_id, hit)
         if mode == "hybrid":

@@ -49,6 +49,7 @@ def test_helpers() -> None:
     long = " ".join(["theorem"] * 40)
     text = balanced_text("pigeons boxes", [long])
     assert text.count("pigeons boxes") > 5 and text.endswith(long)  # a short query is repeated to weigh
+    assert balanced_text(long, ["pigeons boxes"], 0.25).count("pigeons boxes") > 5  # or the expansions
     assert balanced_text("q", []) == "q"
     fused = weighted_fuse([{"a": 2.0, "b": 1.0}, {"b": 5.0, "c": 1.0}], [0.5, 0.5])
     assert fused == {"a": 0.5, "b": 0.5, "c": 0.0}
@@ -115,3 +116,12 @@ def test_retrievers_use_assembly(col) -> None:
 def test_hand_written_expansion_files(name: str) -> None:
     rows = [json.loads(line) for line in (DATA / name).read_text("utf-8").splitlines() if line.strip()]
     assert len(rows) >= 10 and all(r["id"].startswith("TheoremQA_") and r["expansions"][0] for r in rows)
+
+
+def test_fit_keeps_the_expansion_when_the_whole_is_too_long_for_the_embedder(col) -> None:
+    dense = assembled_search(col, QUERY, [EXPANSION], k=3, variant="fit", mode="dense")
+    assert not any(n.startswith("query assembly") for n in dense.notes)  # fits: QExpand's single text
+    long_query = QUERY + " " + " ".join(f"cookie{i}" for i in range(400))  # past the 256-token window
+    cut = assembled_search(col, long_query, [EXPANSION], k=3, variant="fit", mode="hybrid")
+    assert "query assembly: fit (2 parts)" in cut.notes
+    assert "Pigeonhole Principle" in [h.id for h in cut.hits]
