@@ -21,6 +21,7 @@ from diver.graph.resources import Provider, Resources
 from diver.graph.state import DeepSearchState
 from diver.hits import SearchHit
 from diver.llm import LLMUsage
+from diver.query_assembly import search_with_expansions
 from diver.sufficiency import ask_sufficiency
 from diver.tokens import truncate_tokens
 
@@ -82,7 +83,11 @@ class Nodes:
             raise InputError(f"the query is longer than {res.settings.limits.max_query_chars} characters")
         depth = max(ctx.k, res.settings.rerank.rerank_k, TOP_N)
         started = time.perf_counter()
-        hits = await asyncio.to_thread(res.retriever.search, query, depth)
+        expansions = _last_good_expansions(state) if state.get("round", 0) >= 1 else []
+        if expansions:  # query assembly: no part is cut off by the embedder's window (diver.query_assembly)
+            hits = await asyncio.to_thread(search_with_expansions, res.retriever, state["query"], expansions, depth)
+        else:
+            hits = await asyncio.to_thread(res.retriever.search, query, depth)
         elapsed = _ms(started)
         emit({"event": "retrieved", "round": state.get("round", 0), "hits": len(hits), "ms": elapsed})
         return {
