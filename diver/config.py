@@ -235,6 +235,22 @@ class ServerSettings(Section):
     )
 
 
+class EngineSettings(Section):
+    mode: Literal["shared", "local"] = Field(
+        "shared",
+        description="'shared': every DIVER process on a data directory (MCP servers, CLI, Python) is a client of "
+        "one engine process that holds the model, the indexes and the lock; the first client starts it "
+        "(socket <data_dir>/engine.sock), it exits when idle. 'local': this process opens the directory "
+        "itself, as the only one (others get IndexLocked).",
+    )
+    idle_timeout_s: float = Field(
+        120.0, gt=0, le=86400, description="The shared engine exits this long after its last client left."
+    )
+    start_timeout_s: float = Field(
+        300.0, gt=0, le=3600, description="How long a client waits for the engine to start (model loading)."
+    )
+
+
 class DiverSettings(BaseSettings):
     """All of DIVER's settings. See README 'Configuration' for the env-variable form of each knob."""
 
@@ -261,6 +277,7 @@ class DiverSettings(BaseSettings):
     rerank: RerankSettings = Field(default_factory=RerankSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     @field_validator("data_dir", "cache_dir", mode="after")
     @classmethod

@@ -236,6 +236,9 @@ def _acquire_lock(data_dir: Path) -> Any:
     try:
         lock.acquire(timeout=0)
     except Timeout as exc:
+        if _shared_engine_released(data_dir, lock):
+            (data_dir / ".lock.owner").write_text(f"pid {os.getpid()}", encoding="utf-8")
+            return lock
         owner = (
             (data_dir / ".lock.owner").read_text(encoding="utf-8").strip()
             if (data_dir / ".lock.owner").exists()
@@ -247,3 +250,22 @@ def _acquire_lock(data_dir: Path) -> Any:
         ) from exc
     (data_dir / ".lock.owner").write_text(f"pid {os.getpid()}", encoding="utf-8")
     return lock
+
+
+def _shared_engine_released(data_dir: Path, lock: Any) -> bool:
+    """The lock is the shared engine's (diver.service) and it has no other client: it exits, we take over."""
+    from filelock import Timeout
+
+    from diver.service.client import release_idle_engine
+    from diver.service.protocol import ENGINE_OWNER_TAG
+
+    owner = data_dir / ".lock.owner"
+    if not owner.exists() or ENGINE_OWNER_TAG not in owner.read_text(encoding="utf-8"):
+        return False
+    if not release_idle_engine(data_dir):
+        return False
+    try:
+        lock.acquire(timeout=120)  # the engine finishes the requests in flight, then exits
+    except Timeout:
+        return False
+    return True

@@ -76,3 +76,15 @@ def require(module: str, extra: str, purpose: str):  # noqa: ANN201 - returns a 
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependency(module.split(".")[0], extra, purpose) from exc
+
+
+class EngineUnavailable(StateError):
+    """The shared engine process of a data directory could not be started or reached."""
+
+
+class EngineSettingsMismatch(ConfigError):
+    """A client's index settings differ from those of the running shared engine of its data directory."""
+
+
+class VectorStoreUnavailable(StateError):
+    """The vector store (e.g. a Chroma server) cannot be reached; the call failed, committed data is intact."""
