@@ -187,7 +187,10 @@ async def _feedback_ranking(
     hits = hits_of(state)
     if res.settings.expansion.feedback_retrieval == "hybrid":
         return hits, []
-    dense = await asyncio.to_thread(dense_feedback_hits, res.retriever, query, depth)
+    try:
+        dense = await asyncio.to_thread(dense_feedback_hits, res.retriever, query, depth)
+    except DiverError as exc:
+        return hits, [f"expansion feedback: dense retrieval failed ({exc}); the hybrid ranking was used"]
     if dense is None:
         note = "expansion feedback: the retriever has no dense mode; its hybrid ranking was used"
         return hits, [note] if round_no == 1 else []

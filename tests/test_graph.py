@@ -373,3 +373,19 @@ def test_cli_deep_search_prints_non_empty_progress_lines(
     for line in progress:
         event, _, message = line.strip().partition(": ")
         assert event and message.strip(), line
+
+
+async def test_dense_feedback_failure_falls_back_to_hybrid_and_says_so(tmp_path: Path) -> None:
+    from diver.errors import DiverError
+
+    class BrokenDense(UnitRetriever):
+        def search_dense(self, query: str, k: int) -> list[Any]:
+            raise DiverError("embedding endpoint timed out")
+
+    retriever = BrokenDense(DOCS)
+    result = await arun_deep_search(
+        retriever, QUERY, _settings(tmp_path), chat_factory=chat_factory,
+        context=Context(rounds=1, feedback_k=3, n=1, pointwise=False, listwise=False, k=3),
+    )  # fmt: skip
+    assert result.expansions[0].feedback_ids == [h.id for h in retriever.search(QUERY, 3)]
+    assert any("dense retrieval failed (embedding endpoint timed out)" in n for n in result.notes)
