@@ -69,6 +69,8 @@ def test_full_graph_on_theoremqa_theorems(
 ) -> None:
     from diver.engine import Engine
     from diver.graph.run import run_deep_search
+    from diver.query_assembly import search_with_expansions
+    from diver.retriever import as_retriever
 
     data_dir, bench = theorem_data_dir
     settings = deep_settings(data_dir, tmp_path / "cache", llama_server)
@@ -86,9 +88,32 @@ def test_full_graph_on_theoremqa_theorems(
             assert [h.rank for h in result.hits] == list(range(1, 11))
             assert result.rounds >= 1 and result.expansions and result.stop_reason
             assert result.usage["pointwise"].calls + result.usage["pointwise"].failures == 8
-            assert result.usage["listwise"].calls >= 2  # 8 candidates in windows of 5
+            listwise = result.usage["listwise"]
+            assert listwise.calls + listwise.failures >= 2  # 8 candidates in windows of 5 (a timeout counts)
             assert result.llm_calls > 0 and result.tokens > 0
             assert any(e["event"] == "llm_progress" for e in events)
+            assert all(e.get("message") for e in events)
+            # the result, not only that it ran: the final top-10 is the hybrid top-10 of the final query,
+            # its top-8 reranked (a permutation with rerank scores), the last 2 in hybrid order
+            good = [r for r in result.expansions if r.expansions]
+            retriever = as_retriever(col)
+            final = search_with_expansions(retriever, query, good[-1].expansions, 10) if good else None
+            hybrid = [h.id for h in final] if final is not None else [h.id for h in col.search(query, k=10).hits]
+            assert set(ids) == set(hybrid) and ids[8:] == hybrid[8:]
+            assert all("pointwise" in h.scores for h in result.hits[:8])
+            assert not any("pointwise" in h.scores for h in result.hits[8:])
+            assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+            # the trace: one record per round, dense feedback first (DIVER), the last good query kept
+            assert len(result.expansions) == result.rounds
+            dense = [h.id for h in col.search(query, k=5, mode="dense").hits]
+            assert result.expansions[0].feedback_ids == dense
+            assert result.final_query == (good[-1].query if good else query)
+            assert result.final_query.startswith(query)
+            assert result.stop_reason.startswith(("max_rounds", "converged", "expansion round"))
+            assert ("expand" in result.fallbacks) == (len(good) < len(result.expansions))
+            for stage in ("expand", "pointwise", "listwise"):
+                usage = result.usage[stage]
+                assert usage.prompt_tokens > 0 and usage.completion_tokens > 0, stage
             rows.append(
                 {
                     "qid": qid,
