@@ -28,9 +28,9 @@ def _settings() -> DiverSettings:
 
 
 def _engine() -> Any:
-    from diver.engine import Engine
+    from diver.service import open_engine
 
-    return Engine(_settings())
+    return open_engine(_settings())
 
 
 def _fail(exc: DiverError) -> None:
@@ -52,9 +52,9 @@ def index(
     try:
         settings = _settings()
         documents, skipped = read_documents(path, max_bytes=settings.limits.max_document_bytes)
-        from diver.engine import Engine
+        from diver.service import open_engine
 
-        with Engine(settings) as engine:
+        with open_engine(settings) as engine:
             report = engine.collection(collection, create=True).upsert(documents, progress=True, total=len(documents))
         report.skipped.extend(skipped)
     except DiverError as exc:
@@ -221,12 +221,15 @@ def config() -> None:
 def demo(
     collection: Annotated[str, typer.Option(help="Collection to build.")] = "theoremqa-theorems",
     queries: Annotated[int, typer.Option(help="How many BRIGHT theoremqa_theorems queries to run.")] = 3,
+    deep: Annotated[
+        bool, typer.Option("--deep/--no-deep", help="Then one deep search with an LLM, trace printed.")
+    ] = True,
 ) -> None:
-    """Index the TheoremQA theorem corpus (354 theorems) and answer a few BRIGHT reasoning queries."""
+    """Index the TheoremQA theorems (354), compare bm25/dense/hybrid on BRIGHT queries, then one deep search."""
     from diver.demo import run_demo
 
     try:
-        run_demo(_settings(), collection, queries, echo=typer.echo)
+        run_demo(_settings(), collection, queries, echo=typer.echo, deep=deep)
     except DiverError as exc:
         _fail(exc)
 
@@ -245,7 +248,7 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def _register_adapters() -> None:
     """eval and serve live in adapters with their own extras; register them when importable."""
-    for module in ("diver.evals.cli", "diver.server.cli"):
+    for module in ("diver.evals.cli", "diver.server.cli", "diver.service.cli", "diver.train.cli"):
         try:
             register = __import__(module, fromlist=["register"]).register
         except ImportError as exc:
