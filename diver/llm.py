@@ -141,6 +141,7 @@ class ChatLLM:
         self._cache = cache
         self._factory = factory or make_chat_openai
         self._model: Any | None = None
+        self.sampling: dict[str, float] = {}  # extra sampling parameters sent with each call (e.g. top_p)
 
     @property
     def label(self) -> str:
@@ -152,12 +153,26 @@ class ChatLLM:
 
     def _client(self) -> Any:
         if self._model is None:
-            self._model = self._factory(self.settings)
+            model = self._factory(self.settings)
+            self._model = model.bind(**self.sampling) if self.sampling else model
         return self._model
+
+    def with_sampling(self, temperature: float, **sampling: float) -> ChatLLM:
+        """A copy of this model (same endpoint, limiter, cache) that samples with these parameters."""
+        clone = ChatLLM(
+            self.settings.model_copy(update={"temperature": temperature}),
+            role=self.role,
+            concurrency=self.concurrency,
+            cache=self._cache,
+            factory=self._factory,
+        )
+        clone.sampling = dict(sampling)
+        return clone
 
     def cache_key(self, messages: Sequence[Message], sample: int, n: int) -> str:
         s = self.settings
-        params = {"temperature": s.temperature, "max_tokens": s.max_tokens, "n": n, "sample": sample}
+        params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": s.max_tokens, "n": n, "sample": sample}
+        params.update(self.sampling)  # empty for the existing stages: their keys are unchanged
         return stable_key(_CACHE_VERSION, s.model, s.base_url, [list(m) for m in messages], params)
 
     async def complete(
