@@ -196,6 +196,11 @@ class Engine:
             for collection in self._collections.values():
                 collection.close()
             self._collections.clear()
+            if self._client is not None and hasattr(self._client, "close"):
+                # chromadb caches one embedded client per path and process: a later Engine here must read
+                # what another process (the shared engine) wrote since, not this client's stale HNSW.
+                self._client.close()
+            self._client = None
             if self._lock_file is not None:
                 self._lock_file.release()
                 self._lock_file = None
@@ -253,19 +258,30 @@ def _acquire_lock(data_dir: Path) -> Any:
 
 
 def _shared_engine_released(data_dir: Path, lock: Any) -> bool:
-    """The lock is the shared engine's (diver.service) and it has no other client: it exits, we take over."""
+    """The lock is the shared engine's (diver.service) and it has no other client: it exits, we take over.
+
+    An engine still starting (its spawning client may have died) is asked once its socket answers."""
+    import time
+
     from filelock import Timeout
 
     from diver.service.client import release_idle_engine
     from diver.service.protocol import ENGINE_OWNER_TAG
 
     owner = data_dir / ".lock.owner"
-    if not owner.exists() or ENGINE_OWNER_TAG not in owner.read_text(encoding="utf-8"):
+    for _ in range(2):  # an engine writes its tag right after taking the lock: look twice
+        if owner.exists() and ENGINE_OWNER_TAG in owner.read_text(encoding="utf-8"):
+            break
+        time.sleep(0.3)
+    else:
         return False
-    if not release_idle_engine(data_dir):
-        return False
-    try:
-        lock.acquire(timeout=120)  # the engine finishes the requests in flight, then exits
-    except Timeout:
-        return False
-    return True
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if release_idle_engine(data_dir) is False:
+            return False  # other clients use it
+        try:
+            lock.acquire(timeout=1.0)  # it finishes the requests in flight, then exits
+            return True
+        except Timeout:
+            continue
+    return False

@@ -11,7 +11,8 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -19,7 +20,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from diver.config import StoreSettings
-from diver.errors import ConfigError, StateError
+from diver.errors import ConfigError, StateError, VectorStoreUnavailable
 
 log = logging.getLogger(__name__)
 CHROMA_PAGE = 5000  # chromadb refuses very large single add/get/delete calls
@@ -122,18 +123,21 @@ class VectorStore:
             raise StateError(f"vector store for collection {name!r} cannot be opened: {exc}") from exc
 
     def count(self) -> int:
-        return int(self._collection.count())
+        with _unavailable_as_typed(self.name, "count"):
+            return int(self._collection.count())
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         for start in range(0, len(ids), CHROMA_PAGE):
             part = slice(start, start + CHROMA_PAGE)
-            self._collection.upsert(
-                ids=list(ids[part]), embeddings=np.asarray(vectors[part], dtype=np.float32)
-            )
+            with _unavailable_as_typed(self.name, "write"):
+                self._collection.upsert(
+                    ids=list(ids[part]), embeddings=np.asarray(vectors[part], dtype=np.float32)
+                )
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), CHROMA_PAGE):
-            self._collection.delete(ids=list(ids[start : start + CHROMA_PAGE]))
+            with _unavailable_as_typed(self.name, "delete"):
+                self._collection.delete(ids=list(ids[start : start + CHROMA_PAGE]))
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors by id (ids the store does not hold are absent)."""
@@ -162,11 +166,12 @@ class VectorStore:
         total = self.count()
         if total == 0 or n <= 0:
             return [[] for _ in range(len(vectors))]
-        result = self._collection.query(
-            query_embeddings=np.asarray(vectors, dtype=np.float32),
-            n_results=min(n, total),
-            include=["distances"],
-        )
+        with _unavailable_as_typed(self.name, "search"):
+            result = self._collection.query(
+                query_embeddings=np.asarray(vectors, dtype=np.float32),
+                n_results=min(n, total),
+                include=["distances"],
+            )
         space = self.settings.hnsw_space
         out = []
         for ids, distances in zip(result["ids"], result["distances"], strict=True):
@@ -178,6 +183,21 @@ class VectorStore:
                 sims = [-float(d) for d in distances]
             out.append(list(zip(ids, sims, strict=True)))
         return out
+
+
+@contextmanager
+def _unavailable_as_typed(name: str, what: str) -> Iterator[None]:
+    """A Chroma server that is down or unreachable raises httpx/OS errors: report them typed."""
+    try:
+        yield
+    except (OSError, ConnectionError) as exc:
+        raise VectorStoreUnavailable(f"vector store {name!r} is unreachable ({what}): {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - httpx's transport errors are not OSError subclasses
+        if type(exc).__module__.split(".")[0] in {"httpx", "httpcore"}:
+            raise VectorStoreUnavailable(
+                f"vector store {name!r} is unreachable ({what}): {type(exc).__name__}: {exc}"
+            ) from exc
+        raise
 
 
 def vector_collection_names(client: Any) -> list[str]:

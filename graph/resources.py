@@ -37,7 +37,7 @@ def open_collection_retriever(settings: DiverSettings, ctx: Context) -> Retrieve
     """The named collection of ``settings.data_dir`` (engines are opened once per process and data dir)."""
     if not ctx.collection:
         raise InputError("no collection given: set 'collection' in the run context")
-    from diver.engine import Engine
+    from diver.service import open_engine
 
     key = settings.model_dump_json(
         include={"data_dir", "cache_dir", "embedding", "chunking", "bm25", "store"}
@@ -45,7 +45,7 @@ def open_collection_retriever(settings: DiverSettings, ctx: Context) -> Retrieve
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
-            engine = _ENGINES[key] = Engine(settings)
+            engine = _ENGINES[key] = open_engine(settings)
     return as_retriever(engine.collection(ctx.collection))
 
 

@@ -20,6 +20,7 @@ from diver.errors import MissingDependency, StateError
 from diver.ingest import read_documents
 from diver.jobs import JobManager
 from diver.llm import ChatFactory
+from diver.service import open_engine
 
 log = logging.getLogger(__name__)
 JOB_BATCH = 64
@@ -91,7 +92,7 @@ def make_lifespan(
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[ServerState]:
         owned = engine is None
-        opened = engine if engine is not None else await anyio.to_thread.run_sync(Engine, settings)
+        opened = engine if engine is not None else await anyio.to_thread.run_sync(open_engine, settings)
         try:
             state = ServerState(opened, settings, chat_factory)
             await anyio.to_thread.run_sync(state.warm)

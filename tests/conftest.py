@@ -15,6 +15,9 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("LANGGRAPH_CLI_NO_ANALYTICS", "1")
 for _name in [n for n in os.environ if n.startswith("DIVER_")]:
     del os.environ[_name]  # a developer's own DIVER_* settings must not leak into tests
+# In-process tests open the data directory themselves; subprocesses started with DIVER_* removed from
+# their environment use the default shared engine (tests/integration/test_multiprocess.py).
+os.environ["DIVER_ENGINE__MODE"] = "local"
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"

@@ -387,20 +387,22 @@ def _startup_error(log_path: Path, offset: int, code: int, data_dir: Path) -> Di
     return EngineUnavailable(f"the engine of {data_dir} exited with {code} while starting: {text[-1500:]}")
 
 
-def release_idle_engine(data_dir: Path) -> bool:
-    """Ask the shared engine to hand the directory to a local ``Engine``; True if it will exit (it refuses
-    while other clients are connected)."""
+def release_idle_engine(data_dir: Path) -> bool | None:
+    """Ask the shared engine to hand the directory to a local ``Engine``: True if it will exit, False if it
+    refuses (other clients are connected), None if no engine answers (starting or exiting)."""
     conn = _try_connect(protocol.socket_path(data_dir.resolve()))
     if conn is None:
-        return True  # no engine answers: the lock goes when the one exiting is gone
+        return None
     try:
         protocol.send_frame(conn, {"op": "release", "args": {}})
         reply = protocol.recv_frame(conn)
     except OSError:
-        return True
+        return None
     finally:
         conn.close()
-    return bool(reply and reply.get("ok", {}).get("released"))
+    if not reply or "ok" not in reply:
+        return None
+    return bool(reply["ok"].get("released"))
 
 
 def _read(path: Path) -> str:
