@@ -161,6 +161,10 @@ def _published_section(comparable: bool, domains: Sequence[str]) -> str:
         "",
         "Per-domain values are shown for the BM25 row only (BRIGHT paper); the DIVER rows are the paper's "
         "overall averages (their per-domain values were not verified here).",
+        "",
+        "Our bm25 row approximates BRIGHT's: same k1=0.9, b=0.4, but bm25s + PyStemmer (Snowball English) "
+        "tokens over chunks rolled up by MAX, where BRIGHT scores whole documents with pyserini's Lucene "
+        "English analyzer; the tokens differ, so the rows are not identical.",
     ]
     if comparable and set(domains) != set(all_domains):
         lines.append(
