@@ -36,6 +36,11 @@ class Context:
     pointwise_mode: str | None = _knob("Pointwise blend: 'reference' (DIVER) or 'renormalised'.")
     pointwise_weight: float | None = _knob("Merge: weight of pointwise ranks (0.6).")
     listwise_weight: float | None = _knob("Merge: weight of listwise ranks (0.4).")
+    rerankers: list[str] | None = _knob(
+        "Rerankers to run: pointwise, listwise, groupwise, cross-encoder ([] = none; None = the default)."
+    )
+    groupwise_weight: float | None = _knob("Merge: weight of groupwise ranks (0.4).")
+    groupwise_preset: str | None = _knob("Groupwise groups: 'reference' (10/10/2) or 'v3' (20/20/6).")
     window_size: int | None = _knob("Listwise sliding-window size when candidates exceed the context.")
     window_step: int | None = _knob("Listwise sliding-window step.")
     doc_tokens: int | None = _knob("Each reranked document is cut to this many tokens.")
@@ -58,7 +63,7 @@ _EXPANSION = {
 }
 _RERANK = {
     "rerank_k", "pointwise", "listwise", "pointwise_blend", "pointwise_mode", "pointwise_weight", "listwise_weight",
-    "window_size", "window_step", "doc_tokens", "domain_kind",
+    "window_size", "window_step", "doc_tokens", "domain_kind", "rerankers", "groupwise_weight",
 }  # fmt: skip
 
 
@@ -86,6 +91,8 @@ def apply_context(settings: DiverSettings, ctx: Context) -> DiverSettings:
             llm[role]["model"] = name
         if ctx.llm_base_url is not None:
             llm[role]["base_url"] = ctx.llm_base_url
+    if ctx.groupwise_preset is not None:
+        rr["groupwise"] = {**settings.rerank.groupwise.model_dump(), "preset": ctx.groupwise_preset}
     rerank = RerankSettings.model_validate({**settings.rerank.model_dump(), **rr})
     if rerank.window_step > rerank.window_size:
         raise ValueError("window_step must not exceed window_size")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from diver.config import DiverSettings
+from diver.rerankers.choice import choose_rerankers
 
 TOP_N = 10
 
@@ -37,17 +38,9 @@ def stop_reason(state: dict[str, Any], settings: DiverSettings, expand: bool, ha
 
 
 def rerank_stages(settings: DiverSettings, has_reranker: bool) -> tuple[list[str], list[str]]:
-    """(nodes to run, notes on stages skipped and why)."""
-    wanted = [
-        name
-        for name, on in (("pointwise", settings.rerank.pointwise), ("listwise", settings.rerank.listwise))
-        if on
-    ]
-    if not wanted:
-        return [], ["rerank: disabled"]
-    if not has_reranker:
-        return [], ["rerank skipped: no reranker LLM configured (set llm.reranker.model)"]
-    return [f"rerank_{name}" for name in wanted], []
+    """(nodes to run, notes on stages skipped and why); see ``diver.rerankers.choice``."""
+    choice = choose_rerankers(settings.rerank, has_reranker)
+    return choice.nodes, choice.skipped
 
 
 def expansion_failed(state: dict[str, Any]) -> bool:

@@ -18,14 +18,14 @@ from langgraph.graph import END, START, StateGraph
 
 from diver.graph.context import Context
 from diver.graph.decisions import expansion_failed
-from diver.graph.rerank_nodes import RerankNodes
+from diver.graph.rerank_more import AllRerankNodes, route_after_cross_encoder
 from diver.graph.resources import Provider
 from diver.graph.state import DeepSearchState, InputState
 from diver.prompt_templates import load_template
 
 _TEMPLATES = (
     "expand_first", "expand_refine", "listwise", "sufficiency", "pointwise_general", "pointwise_coding",
-    "pointwise_math-theorem", "pointwise_math-problem", "pointwise_documentation",
+    "pointwise_math-theorem", "pointwise_math-problem", "pointwise_documentation", "groupwise",
 )  # fmt: skip
 
 
@@ -37,29 +37,40 @@ def route_after_expand(state: DeepSearchState) -> str:
 def route_after_decide(state: DeepSearchState) -> str | list[str]:
     if not state.get("stop_reason"):
         return "expand"
-    return list(state.get("plan") or []) or "merge"
+    plan = list(state.get("plan") or [])
+    if "rerank_cross_encoder" in plan:  # a first pass: the LLM rerankers follow it
+        return "rerank_cross_encoder"
+    return plan or "merge"
 
 
 def build_graph(provider: Provider | None = None, name: str = "diver") -> Any:
     """Compile the graph over ``provider`` (default: settings from the environment, engine collections)."""
     for template in _TEMPLATES:  # read the prompt files now, not inside the event loop
         load_template(template)
-    nodes = RerankNodes(provider or Provider())
+    nodes = AllRerankNodes(provider or Provider())
     builder = StateGraph(DeepSearchState, context_schema=Context, input_schema=InputState)
     builder.add_node("retrieve", nodes.retrieve)
     builder.add_node("decide", nodes.decide)
     builder.add_node("expand", nodes.expand)
     builder.add_node("rerank_pointwise", nodes.rerank_pointwise)
     builder.add_node("rerank_listwise", nodes.rerank_listwise)
+    builder.add_node("rerank_groupwise", nodes.rerank_groupwise)
+    builder.add_node("rerank_cross_encoder", nodes.rerank_cross_encoder)
     builder.add_node("merge", nodes.merge)
     builder.add_edge(START, "retrieve")
     builder.add_edge("retrieve", "decide")
     builder.add_conditional_edges(
-        "decide", route_after_decide, ["expand", "rerank_pointwise", "rerank_listwise", "merge"]
-    )
+        "decide", route_after_decide,
+        ["expand", "rerank_pointwise", "rerank_listwise", "rerank_groupwise", "rerank_cross_encoder", "merge"],
+    )  # fmt: skip
+    builder.add_conditional_edges(
+        "rerank_cross_encoder", route_after_cross_encoder,
+        ["rerank_pointwise", "rerank_listwise", "rerank_groupwise", "merge"],
+    )  # fmt: skip
     builder.add_conditional_edges("expand", route_after_expand, ["retrieve", "decide"])
     builder.add_edge("rerank_pointwise", "merge")
     builder.add_edge("rerank_listwise", "merge")
+    builder.add_edge("rerank_groupwise", "merge")
     builder.add_edge("merge", END)
     return builder.compile(name=name)
 

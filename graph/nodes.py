@@ -22,6 +22,7 @@ from diver.graph.state import DeepSearchState
 from diver.hits import SearchHit
 from diver.llm import LLMUsage
 from diver.query_assembly import search_with_expansions
+from diver.rerankers.choice import choose_rerankers
 from diver.sufficiency import ask_sufficiency
 from diver.tokens import truncate_tokens
 
@@ -125,6 +126,8 @@ class Nodes:
         emit(
             {"event": "decision", "round": state.get("round", 0), "stop_reason": reason or None, "next": plan}
         )
+        if reason:
+            update["rerank_why"] = choose_rerankers(res.settings.rerank, res.reranker is not None).why
         return {**update, "stop_reason": reason, "plan": plan, "notes": notes + skipped}
 
     async def expand(self, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:

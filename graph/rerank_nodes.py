@@ -27,11 +27,15 @@ from diver.rerank import (
 class RerankNodes(Nodes):
     """Adds the reranking stages and the merge to the retrieval/expansion nodes."""
 
+    def _candidates(self, state: DeepSearchState, settings: Any) -> list[SearchHit]:
+        """The candidates an LLM reranker sees (the subclass puts a cross-encoder first pass here)."""
+        return hits_of(state)[: settings.rerank_k]
+
     async def _rerank(self, stage: str, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
         _, res = await self._resources(runtime)
         settings = res.settings.rerank
         assert res.reranker is not None  # decide() plans rerank stages only with a reranker
-        candidates = hits_of(state)[: settings.rerank_k]
+        candidates = self._candidates(state, settings)
         started = time.perf_counter()
         emit({"event": "stage_started", "stage": stage, "candidates": len(candidates)})
         texts = await asyncio.to_thread(

@@ -14,6 +14,7 @@ from diver.config import DiverSettings
 from diver.expansion import ExpansionRound
 from diver.graph.context import Context, context_from
 from diver.graph.graph import build_graph
+from diver.graph.rerank_more import rerankers_ran
 from diver.graph.resources import Provider
 from diver.hits import SearchHit
 from diver.llm import ChatFactory, LLMUsage
@@ -45,6 +46,8 @@ class DeepSearchResult(BaseModel):
         "kept), 'listwise' (no usable ranking; the prior order kept).",
     )
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    rerankers: list[str] = Field(default_factory=list, description="Rerankers that ran, in order.")
+    rerankers_why: str = Field("", description="Why these rerankers (default, asked for, none configured).")
 
     @property
     def retrieval_only(self) -> bool:
@@ -63,8 +66,11 @@ def result_from_state(state: dict[str, Any], collection: str, wall_ms: float) ->
         "pointwise": len(pointwise.get("parse_failures", [])),
         "listwise": int(listwise.get("parse_failures", 0)),
     }
+    if state.get("groupwise"):
+        failures["groupwise"] = int(state["groupwise"].get("parse_failures", 0))
     stages = ["retrieve"] + ["expand"] * len(state.get("expansions") or [])
-    stages += [s for s in ("pointwise", "listwise") if state.get(s)]
+    ran = rerankers_ran(state)
+    stages += ran
     return DeepSearchResult(
         query=state["query"],
         collection=collection,
@@ -81,6 +87,8 @@ def result_from_state(state: dict[str, Any], collection: str, wall_ms: float) ->
         parse_failures=failures,
         fallbacks=_fallbacks(state),
         timings_ms={**(state.get("timings_ms") or {}), "total": wall_ms},
+        rerankers=ran,
+        rerankers_why=state.get("rerank_why", ""),
     )
 
 

@@ -57,5 +57,11 @@ class DeepSearchState(InputState, total=False):
     """PointwiseResult dict (scores, parse and call failures)."""
     listwise: dict[str, Any]
     """ListwiseResult dict (order, windows, parse failures, fallback)."""
+    groupwise: dict[str, Any]
+    """GroupwiseResult dict (order, group scores, failed groups)."""
+    cross_encoder: dict[str, Any]
+    """CrossEncoderResult dict (order, model scores, device, pairs/s)."""
+    rerank_why: str
+    """Why these rerankers (default, asked for, or none configured)."""
     results: list[dict[str, Any]]
     """Final ranked documents (SearchHit dicts; scores hold hybrid/pointwise/listwise/final)."""
