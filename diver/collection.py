@@ -101,7 +101,7 @@ class Collection:
         embedder = self._embedder()
         seen: set[str] = set()
         bar = _progress_bar(total, f"indexing {self.name}") if progress else None
-        with self._write_lock:
+        with self._write_lock, self._write_call():
             self._reconcile()
             for batch in _batched(documents, self.engine.settings.store.write_batch_size):
                 by_id: dict[str, Document] = {}
@@ -152,23 +152,41 @@ class Collection:
         self._reconcile()
 
     def delete(self, ids: Sequence[str]) -> int:
-        with self._write_lock:
+        with self._write_lock, self._write_call():
             deleted = self.catalog.delete(list(ids))  # vectors become strays: removed just below
             self._reconcile()
         return deleted
 
     @contextmanager
-    def _store_write(self) -> Iterator[None]:
-        """Flag the collection ``dirty`` while chroma is written ahead of the catalog commit.
+    def _write_call(self) -> Iterator[None]:
+        """One write call (under the write lock). ``dirty`` is set before its first vector write and cleared
+        when it ends, unless a vector write or its commit failed, or an earlier write left the flag set:
+        then the next open rebuilds the dense index. A failure before any vector write (an embedding
+        endpoint timeout) leaves the collection clean. Kept set across the call's batches because
+        chromadb persists its HNSW graph lazily (a kill -9 after a committed batch can lose vectors)."""
+        self._dirty = {"set": False, "keep": False}
+        try:
+            yield
+        finally:
+            state, self._dirty = self._dirty, None
+            if state["set"] and not state["keep"]:
+                self.catalog.set_meta("dirty", "0")
 
-        Only a write that may have reached chroma without its commit forces the dense rebuild on the
-        next open; a failure before (an embedding endpoint timeout) does not. A flag set by an earlier
-        failed write is left for that rebuild."""
-        already = self.catalog.get_meta("dirty") == "1"
-        self.catalog.set_meta("dirty", "1")
-        yield  # an exception leaves the flag set
-        if not already:
-            self.catalog.set_meta("dirty", "0")
+    @contextmanager
+    def _store_write(self) -> Iterator[None]:
+        """Around writing vectors to chroma and the catalog commit that makes them consistent."""
+        state = getattr(self, "_dirty", None)
+        if state is None:
+            raise StateError("vector writes must run inside a write call")
+        if not state["set"]:
+            state["keep"] = self.catalog.get_meta("dirty") == "1"  # an earlier failure: left for the rebuild
+            self.catalog.set_meta("dirty", "1")
+            state["set"] = True
+        try:
+            yield
+        except BaseException:
+            state["keep"] = True
+            raise
 
     def recover(self) -> None:
         """Remove what a killed write left behind (vectors of an uncommitted batch, stale ``pending``).
@@ -176,8 +194,10 @@ class Collection:
         Called when the collection is opened, so a read-only process after a crash neither keeps stray
         vectors in the ANN index (they would crowd out visible chunks) nor a stale intent log."""
         with self._write_lock:
-            self._reconcile()
-            if self.catalog.get_meta("dirty") == "1":
+            dirty = self.catalog.get_meta("dirty") == "1"
+            with self._write_call():
+                self._reconcile()
+            if dirty:
                 # A write was killed. chromadb's persisted HNSW graph can then lack vectors that its own
                 # record store holds (found by tests/reliability/test_crash_safety.py), so the dense
                 # index is rebuilt from those stored vectors; the catalog decides what belongs in it.

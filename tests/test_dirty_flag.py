@@ -90,3 +90,21 @@ def test_a_clean_write_leaves_the_collection_clean(tmp_path, rebuilds):
     with Engine(settings) as eng:
         assert _visible(eng.collection("maths")) == ({"d1", "d2", "d4", "d5"},) * 3
     assert rebuilds == []
+
+
+def test_the_flag_stays_set_between_batches_of_a_call(tmp_path, monkeypatch):
+    """chromadb persists its HNSW graph lazily: a kill -9 while batch 2 embeds can still lose batch 1's
+    vectors, so the flag set by batch 1's write stays until the call ends (crash-safety suite)."""
+    settings = make_settings(tmp_path, store={"write_batch_size": 2})
+    with Engine(settings) as eng:
+        col = eng.collection("maths", create=True)
+        real_embed, seen = eng.embedder.embed_documents, []
+
+        def recording(texts):
+            seen.append(col.catalog.get_meta("dirty"))
+            return real_embed(texts)
+
+        monkeypatch.setattr(eng.embedder, "embed_documents", recording)
+        col.upsert(DOCS)
+        assert seen == [None, "1", "1"] or seen == ["0", "1", "1"]
+        assert col.catalog.get_meta("dirty") == "0"
