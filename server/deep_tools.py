@@ -30,6 +30,7 @@ from diver.server.budget import fit_hits
 from diver.server.errors import in_thread, to_mcp_error
 from diver.server.models import DeepSearchOutput, Feedback
 from diver.server.progress import ProgressReporter
+from diver.server.sampling import Sampled, sampling_rounds
 from diver.server.state import ServerState, state_of
 from diver.server.tools import READ_ONLY, Collection, Expansions, HitChars, K, MaxChars, Query, Source, Where
 from diver.server.tools import run_search as _run_search
@@ -85,6 +86,7 @@ def register_deep_search(server: MCPServer) -> None:
         rerank: Annotated[bool, Field(description="Server LLM only: rerank the candidates.")] = True,
         max_chars: MaxChars = 20_000,
         hit_chars: HitChars = 1000,
+        sampled: Sampled = None,
     ) -> DeepSearchOutput:
         """Thorough retrieval for reasoning-intensive questions: the DIVER loop, with YOU as the reasoner.
 
@@ -104,10 +106,9 @@ def register_deep_search(server: MCPServer) -> None:
         elif state.has_endpoint:
             out, hits = await _endpoint(state, ctx, collection, query, k, round, where, source, max_rounds, rerank)
         else:
-            from diver.server.sampling import client_samples, sampling_rounds
-
-            if max_rounds > 0 and client_samples(ctx):
-                out, hits = await sampling_rounds(state, ctx, collection, query, k, where, source, max_rounds)
+            if sampled is not None:  # filled by sampling.expansion_request: the client's model wrote it
+                out, hits = await sampling_rounds(state, sampled, collection, query, k, round, where, source,
+                                                  max_rounds)  # fmt: skip
             else:
                 why = ("no expansions passed, no LLM endpoint configured (llm.expander.model) and the client "
                        "does not declare MCP sampling: write the expansions yourself (see next_step)")  # fmt: skip
