@@ -46,8 +46,10 @@ def write_corpus(path: Path, version: int, rng: random.Random) -> dict[str, str]
 
 def env_for(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIVER_")}
+    # engine.mode=local: the killed CLI process is the writer itself (kill -9 of the shared engine process
+    # mid-write is tests/integration/test_multiprocess.py's)
     env.update(DIVER_DATA_DIR=str(data_dir), DIVER_EMBEDDING__PROVIDER="hashing",
-               DIVER_STORE__WRITE_BATCH_SIZE=BATCH, HF_HUB_OFFLINE="1")  # fmt: skip
+               DIVER_STORE__WRITE_BATCH_SIZE=BATCH, HF_HUB_OFFLINE="1", DIVER_ENGINE__MODE="local")  # fmt: skip
     return env
 
 
