@@ -127,22 +127,29 @@ class RemoteEngine:
             conn.close()
 
     def _connect(self) -> socket.socket:
-        conn = _try_connect(protocol.socket_path(self.data_dir)) or start_engine(self.settings)
-        try:
-            protocol.send_frame(conn, {"op": "hello", "args": {
-                "version": protocol.PROTOCOL_VERSION, "pid": os.getpid(),
-                "sections": protocol.index_sections(self.settings)}})  # fmt: skip
-            reply = protocol.recv_frame(conn)
-        except OSError as exc:
-            conn.close()
-            raise EngineUnavailable(f"the engine of {self.data_dir} did not answer: {exc}") from exc
-        if reply is None or "error" in reply:
-            conn.close()
-            if reply is None:
-                raise EngineUnavailable(f"the engine of {self.data_dir} closed the connection on hello")
-            raise protocol.error_from_payload(reply["error"])
-        self.engine_status = reply["ok"]
-        return conn
+        """A new connection that passed ``hello``; an engine dying while we connect is retried (a socket
+        can accept a connection in the instant before its process is gone)."""
+        error: OSError | None = None
+        for _ in range(3):
+            conn = _try_connect(protocol.socket_path(self.data_dir)) or start_engine(self.settings)
+            try:
+                protocol.send_frame(conn, {"op": "hello", "args": {
+                    "version": protocol.PROTOCOL_VERSION, "pid": os.getpid(),
+                    "sections": protocol.index_sections(self.settings)}})  # fmt: skip
+                reply = protocol.recv_frame(conn)
+                if reply is None:
+                    raise protocol.ConnectionLost("the engine closed the connection on hello")
+            except OSError as exc:
+                conn.close()
+                error = exc
+                time.sleep(0.2)
+                continue
+            if "error" in reply:
+                conn.close()
+                raise protocol.error_from_payload(reply["error"])
+            self.engine_status = reply["ok"]
+            return conn
+        raise EngineUnavailable(f"the engine of {self.data_dir} did not answer: {error}")
 
     # -- Engine's interface -----------------------------------------------------------------------
     @property
