@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -188,9 +190,11 @@ def _status(initial: str) -> Iterator[Callable[[str], None]]:
     last = [0.0, ""]
 
     def plain(text: str) -> None:
-        key = text.split(":")[0]
-        if key != last[1] or time.monotonic() - last[0] > 10:
-            console.print(f"  … {text}", markup=False, highlight=False)
+        # not a terminal (a log, CI): one line per new kind of step, else at most one every 15 s
+        key = re.sub(r"[\d.]+", "#", text)
+        if key != last[1] or time.monotonic() - last[0] > 15:
+            sys.stderr.write(f"  … {' '.join(text.split())}\n")
+            sys.stderr.flush()
             last[:] = [time.monotonic(), key]
 
     yield plain
