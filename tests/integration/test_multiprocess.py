@@ -239,3 +239,18 @@ def test_engine_socket_falls_back_to_a_short_path_for_deep_data_dirs(tmp_path: P
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.bind(str(path))
     path.unlink()
+
+
+def test_engine_exits_when_its_last_client_is_gone_for_the_idle_timeout(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path / "data").model_copy(
+        update={"engine": load_settings(engine={"mode": "shared", "idle_timeout_s": 1.0}).engine}
+    )
+    with RemoteEngine(settings) as engine:
+        pid = engine.status()["pid"]
+        time.sleep(2.5)  # a connected client keeps it alive past the timeout
+        assert engine.collection_names() == [] and engine.status()["pid"] == pid
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    assert not _alive(pid)
+    assert not socket_path(tmp_path / "data").exists() and read_pid(tmp_path / "data") is None  # tidy exit
