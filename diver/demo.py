@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from diver.config import DiverSettings, LLMSettings, ModelSettings
+from diver.config import DiverSettings, LLMSettings
 from diver.engine import Engine
 
 Echo = Callable[[str], None]
@@ -124,11 +124,14 @@ def _demo_settings(settings: DiverSettings, base_url: str | None) -> DiverSettin
             # llama.cpp's server ignores max_completion_tokens: send max_tokens as well
             "max_tokens_in_extra_body": True,
         }
-        llm = LLMSettings(
-            expander=ModelSettings(**common, temperature=0.7, max_tokens=64, context_window=4096),
-            reranker=ModelSettings(**common, temperature=0.0, max_tokens=48, context_window=1024),
-            concurrency=2,
-            cache=settings.llm.cache,
+        # plain dicts, validated by whatever model classes the config uses for each role
+        llm = LLMSettings.model_validate(
+            {
+                "expander": {**common, "temperature": 0.7, "max_tokens": 64, "context_window": 4096},
+                "reranker": {**common, "temperature": 0.0, "max_tokens": 48, "context_window": 1024},
+                "concurrency": 2,
+                "cache": settings.llm.cache,
+            }
         )
     return settings.model_copy(
         update={
@@ -245,10 +248,9 @@ def print_trace(result: Any, decisions: list[dict[str, Any]], hybrid: list[Any],
     echo(f"  decide: stop — {result.stop_reason or '(no reason given)'} (after {result.rounds} round(s))")
     echo("")
     echo("reranking (candidates of the final hybrid list, LLM-scored):")
-    for stage in ("pointwise", "listwise"):
-        usage = result.usage.get(stage)
-        if usage is None:
-            continue
+    rerank_stages = [stage for stage in result.usage if stage not in ("expand", "sufficiency")]
+    for stage in rerank_stages:
+        usage = result.usage[stage]
         failures = result.parse_failures.get(stage, 0)
         fallback = "; FELL BACK to the prior order" if stage in result.fallbacks else ""
         ms = result.timings_ms.get(stage)
@@ -258,7 +260,7 @@ def print_trace(result: Any, decisions: list[dict[str, Any]], hybrid: list[Any],
             f"{failures} unparseable replies{fallback}; tokens {usage.prompt_tokens} in + "
             f"{usage.completion_tokens} out{took}"
         )
-    if not any(s in result.usage for s in ("pointwise", "listwise")):
+    if not rerank_stages:
         echo("  (no rerank stage ran)")
     for note in result.notes:
         echo(f"  note: {_short(note, 200)}")

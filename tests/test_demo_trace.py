@@ -24,6 +24,13 @@ def reply(prompt: str) -> str:
     return "<think>hm</think>The pigeonhole principle: n+1 pigeons in n boxes share a box. " + "topic7 " * 60
 
 
+def test_demo_settings_for_the_local_llm(tmp_path: Path) -> None:
+    settings = _demo_settings(load_settings(data_dir=tmp_path), "http://127.0.0.1:9/v1")
+    assert settings.llm.expander.model == settings.llm.reranker.model == "smollm2"
+    assert settings.llm.reranker.base_url == "http://127.0.0.1:9/v1" and settings.llm.expander.max_tokens_in_extra_body
+    assert settings.rerank.rerank_k == 8 and settings.expansion.rounds == 2
+
+
 def test_trace_shows_rounds_decision_rerank_stages_and_both_rankings(tmp_path: Path) -> None:
     settings = _demo_settings(
         load_settings(
