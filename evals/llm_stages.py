@@ -33,6 +33,8 @@ def check_llm_stage(stage: str, settings: DiverSettings) -> None:
         import langgraph  # noqa: F401
     except ImportError as exc:
         raise StageUnavailable(str(MissingDependency("langgraph", "llm", f"the {stage!r} stage"))) from exc
+    if stage == "rerank" and settings.rerank.cross_encoder.model and not settings.llm.reranker.model:
+        return  # a local cross-encoder reranks (after DIVER-QExpand when an expander is configured)
     if not settings.llm.expander.model:
         raise StageUnavailable(
             f"stage {stage!r} needs an expander LLM: set DIVER_LLM__EXPANDER__MODEL (and __BASE_URL for a local "
@@ -40,7 +42,8 @@ def check_llm_stage(stage: str, settings: DiverSettings) -> None:
         )
     if stage == "rerank" and not settings.llm.reranker.model:
         raise StageUnavailable(
-            "stage 'rerank' needs a reranker LLM: set DIVER_LLM__RERANKER__MODEL (and __BASE_URL)"
+            "stage 'rerank' needs a reranker LLM: set DIVER_LLM__RERANKER__MODEL (and __BASE_URL), or a local "
+            "cross-encoder: DIVER_RERANK__CROSS_ENCODER__MODEL"
         )
 
 
@@ -82,14 +85,14 @@ def run_llm_stage(
     k = min(config.top_k, settings.limits.max_k)
     context = {
         "k": k,
-        "expand": True,
+        "expand": bool(settings.llm.expander.model),
         "pointwise": stage == "rerank",
         "listwise": stage == "rerank",
         "domain_kind": DOMAIN_KINDS.get(bench.domain, "general"),
     }
     done = checkpoint.load()
     stats: dict[str, Any] = {"queries_run": 0, "llm_calls": 0, "tokens": 0, "parse_failures": Counter(),
-                             "fallbacks": 0, "stop_reasons": Counter()}  # fmt: skip
+                             "fallbacks": 0, "stop_reasons": Counter(), "rerankers": Counter()}  # fmt: skip
     todo = [q for q in bench.queries if q not in done]
     with progress(len(bench.queries), f"{stage} {bench.domain}", config.progress, initial=len(done)) as bar:
         for qid in todo:
@@ -107,6 +110,7 @@ def run_llm_stage(
             stats["parse_failures"].update(result.parse_failures)
             stats["fallbacks"] += len(result.fallbacks)
             stats["stop_reasons"][result.stop_reason] += 1
+            stats["rerankers"][", ".join(result.rerankers) or "none"] += 1
             for note in (f"{stage}: {n}" for n in result.notes):
                 if note not in notes:
                     notes.append(note)
@@ -116,4 +120,5 @@ def run_llm_stage(
     stats["tokens_per_query"] = round(stats["tokens"] / run, 1)
     stats["parse_failures"] = dict(stats["parse_failures"])
     stats["stop_reasons"] = dict(stats["stop_reasons"])
+    stats["rerankers"] = dict(stats["rerankers"])
     return {q: done[q] for q in bench.queries}, stats

@@ -30,6 +30,7 @@ from diver.server.budget import fit_hits
 from diver.server.errors import in_thread, to_mcp_error
 from diver.server.models import DeepSearchOutput, Feedback
 from diver.server.progress import ProgressReporter
+from diver.server.rerank_tools import Rerankers, RerankWeights, local_rerank, rerank_context
 from diver.server.sampling import Sampled, sampling_rounds
 from diver.server.state import ServerState, state_of
 from diver.server.tools import READ_ONLY, Collection, Expansions, HitChars, K, MaxChars, Query, Source, Where
@@ -83,7 +84,9 @@ def register_deep_search(server: MCPServer) -> None:
         where: Where = None,
         source: Source = None,
         max_rounds: Annotated[int, Field(ge=0, le=6, description="Expansion rounds (0 = none).")] = 2,
-        rerank: Annotated[bool, Field(description="Server LLM only: rerank the candidates.")] = True,
+        rerank: Annotated[bool, Field(description="Rerank the candidates (False = none).")] = True,
+        rerankers: Rerankers = None,
+        rerank_weights: RerankWeights = None,
         max_chars: MaxChars = 20_000,
         hit_chars: HitChars = 1000,
         sampled: Sampled = None,
@@ -104,7 +107,8 @@ def register_deep_search(server: MCPServer) -> None:
             out, hits = await in_thread(agent_round, state, collection, query, k, expansions, round, where,
                                         source, max_rounds, "agent", "you passed expansions")  # fmt: skip
         elif state.has_endpoint:
-            out, hits = await _endpoint(state, ctx, collection, query, k, round, where, source, max_rounds, rerank)
+            options = rerank_context(rerank, rerankers, rerank_weights)
+            out, hits = await _endpoint(state, ctx, collection, query, k, round, where, source, max_rounds, options)
         else:
             if sampled is not None:  # filled by sampling.expansion_request: the client's model wrote it
                 out, hits = await sampling_rounds(state, sampled, collection, query, k, round, where, source,
@@ -116,21 +120,29 @@ def register_deep_search(server: MCPServer) -> None:
                     why = "max_rounds=0: retrieval only"
                 out, hits = await in_thread(agent_round, state, collection, query, k, None, round, where,
                                             source, max_rounds, "none", why)  # fmt: skip
+        if out.reasoner != "endpoint":  # no server LLM ran the pipeline: a local cross-encoder may rerank
+            retriever = await in_thread(state.engine.collection, collection)
+            hits, out.rerankers, out.rerankers_why, notes = await in_thread(
+                local_rerank, state.settings, retriever, query, list(hits), rerank, rerankers
+            )
+            if out.rerankers:
+                out.stages.append("cross-encoder")
+                out.skipped = [s for s in out.skipped if not s.startswith("rerank: not run")]
+            out.skipped.extend(notes)
         out.hits, out.cut = fit_hits(hits, hit_chars, max_chars)
         return out
 
 
 async def _endpoint(state: ServerState, ctx: Context, collection: str, query: str, k: int, token: str | None,
                     where: dict[str, Any] | None, source: str | None, max_rounds: int,
-                    rerank: bool) -> tuple[DeepSearchOutput, list[Any]]:  # fmt: skip
+                    rerank: dict[str, Any]) -> tuple[DeepSearchOutput, list[Any]]:  # fmt: skip
     """The server's LLM runs the whole pipeline (LangGraph): expansion rounds, then reranking."""
     prev = await in_thread(decode_round, token, collection, query)
     await in_thread(_run_search, state, collection, query, 1, "bm25", None, where, source)  # fail fast
     col = await in_thread(state.engine.collection, collection)
     run = await in_thread(state.graph_runner)
     context: dict[str, Any] = {"k": k, "rounds": max_rounds, "collection": collection}
-    if not rerank:
-        context.update(pointwise=False, listwise=False)
+    context.update(rerank)
     retriever = AssemblingRetriever(col, where=where, source=source)
     reporter = ProgressReporter(ctx)
 
@@ -152,5 +164,6 @@ async def _endpoint(state: ServerState, ctx: Context, collection: str, query: st
         llm_calls=result.llm_calls, tokens=result.tokens, timings_ms=result.timings_ms, reasoner="endpoint",
         reasoner_why="no expansions passed; the server's LLM endpoint is configured", round=encode_round(new),
         round_no=new.round, converged=True, next_step="Done: the server's LLM ran the loop. Use `hits`.",
+        rerankers=result.rerankers, rerankers_why=result.rerankers_why,
     )  # fmt: skip
     return out, list(result.hits)

@@ -85,6 +85,8 @@ class DeepSearchOutput(BaseModel):
         "(your client's model) or 'none' (retrieval only)."
     )
     reasoner_why: str = Field(description="Why that reasoner ran.")
+    rerankers: list[str] = Field(default_factory=list, description="Rerankers that ran, in order.")
+    rerankers_why: str = Field("", description="Why these rerankers (default, asked for, none configured).")
     round: str = Field("", description="Opaque token: pass it back with your next expansions.")
     round_no: int = Field(0, description="Round just finished (0 = plain retrieval).")
     converged: bool = Field(False, description="True when the loop should stop (top-10 stable or done).")

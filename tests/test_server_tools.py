@@ -89,7 +89,7 @@ async def test_lists_small_tool_schemas(tmp_path: Path) -> None:
         }  # fmt: skip
         assert set(tools["deep_search"].input_schema["properties"]) == {
             "collection", "query", "k", "expansions", "round", "where", "source", "max_rounds", "rerank",
-            "max_chars", "hit_chars",
+            "rerankers", "rerank_weights", "max_chars", "hit_chars",
         }  # fmt: skip
         assert all(len(json.dumps(t.input_schema)) < 4000 for t in tools.values())
         assert tools["search"].output_schema is not None

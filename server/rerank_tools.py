@@ -1,0 +1,65 @@
+"""Reranker choice for ``deep_search``: the ``rerankers`` and ``rerank_weights`` arguments, and the local
+cross-encoder applied to the agent-loop hits when no server LLM runs the pipeline."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from diver.config import DiverSettings
+from diver.errors import DiverError
+from diver.rerank import document_texts
+from diver.rerankers.choice import choose_rerankers
+from diver.rerankers.cross_encoder import rerank_cross_encoder
+from diver.retriever import as_retriever
+
+Rerankers = Annotated[
+    list[Literal["pointwise", "listwise", "groupwise", "cross-encoder"]] | None,
+    Field(description="Rerankers to run ([] = none; default: pointwise+listwise with a server LLM, else the "
+                      "local cross-encoder if configured). LLM rerankers follow a cross-encoder first pass."),
+]  # fmt: skip
+RerankWeights = Annotated[
+    dict[Literal["pointwise", "listwise", "groupwise"], Annotated[float, Field(ge=0, le=1)]] | None,
+    Field(description="Merge weights of the LLM rerankers' -ln(rank+1) (default 0.6/0.4/0.4)."),
+]
+
+
+def rerank_context(rerank: bool, rerankers: list[str] | None, weights: dict[str, float] | None) -> dict[str, Any]:
+    """Run-context overrides of the deep-search graph for these arguments."""
+    context: dict[str, Any] = {}
+    if not rerank:
+        context["rerankers"] = []
+    elif rerankers is not None:
+        context["rerankers"] = list(rerankers)
+    for name, weight in (weights or {}).items():
+        context[f"{name}_weight"] = weight
+    return context
+
+
+def local_rerank(
+    settings: DiverSettings, retriever: Any, query: str, hits: list[Any], rerank: bool, rerankers: list[str] | None
+) -> tuple[list[Any], list[str], str, list[str]]:
+    """Without a server LLM: the cross-encoder reranks the agent-loop hits when chosen (blocking).
+
+    Returns (hits, rerankers that ran, why, notes)."""
+    asked = [] if not rerank else rerankers
+    choice = choose_rerankers(settings.rerank.model_copy(update={"rerankers": asked}), has_llm=False)
+    if "cross-encoder" not in choice.names:
+        return hits, [], choice.why, choice.skipped
+    rerank_k = settings.rerank.rerank_k
+    head, tail = hits[:rerank_k], hits[rerank_k:]
+    try:
+        texts = document_texts(head, as_retriever(retriever).get_text, settings.rerank.cross_encoder.doc_chars)
+        result = rerank_cross_encoder(query, head, texts, settings.rerank.cross_encoder, settings.rerank.pointwise_mode)
+    except DiverError as exc:
+        return hits, [], choice.why, [*choice.skipped, f"rerank cross-encoder failed: {exc}"]
+    by_id = {h.id: h for h in head}
+    ranked = [
+        by_id[d].model_copy(update={"score": result.combined[d],
+                                    "scores": {**by_id[d].scores, "hybrid": by_id[d].score,
+                                               "cross_encoder_model": result.model_scores[d]}})
+        for d in result.order
+    ]  # fmt: skip
+    return [h.model_copy(update={"rank": i}) for i, h in enumerate(ranked + tail, 1)], ["cross-encoder"], \
+        choice.why, choice.skipped
