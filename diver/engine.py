@@ -265,8 +265,8 @@ def _shared_engine_released(data_dir: Path, lock: Any) -> bool:
 
     from filelock import Timeout
 
-    from diver.service.client import release_idle_engine
     from diver.service.protocol import ENGINE_OWNER_TAG
+    from diver.service.spawn import release_idle_engine
 
     owner = data_dir / ".lock.owner"
     for _ in range(2):  # an engine writes its tag right after taking the lock: look twice

@@ -30,8 +30,8 @@ def main() -> int:
         settings = load_settings(**json.loads(sys.stdin.read() or "{}"))
         run(settings)
     except DiverError as exc:
-        from diver.service.client import ENGINE_ERROR_PREFIX
         from diver.service.protocol import error_payload
+        from diver.service.spawn import ENGINE_ERROR_PREFIX
 
         logging.getLogger("diver.service").error("engine not started: %s", exc)
         sys.stderr.write(ENGINE_ERROR_PREFIX + json.dumps(error_payload(exc)) + "\n")

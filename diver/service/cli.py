@@ -15,10 +15,11 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     """Show the running engine (pid, embedder, clients), or say that none runs."""
     from diver.config import load_settings
     from diver.service import protocol
-    from diver.service.client import RemoteEngine, _try_connect
+    from diver.service.client import RemoteEngine
+    from diver.service.spawn import try_connect
 
     settings = load_settings()
-    conn = _try_connect(protocol.socket_path(settings.data_dir.resolve()))
+    conn = try_connect(protocol.socket_path(settings.data_dir.resolve()))
     if conn is None:
         typer.echo(f"no engine is running for {settings.data_dir}")
         raise typer.Exit(1)
@@ -37,10 +38,11 @@ def stop() -> None:
     """Stop the running engine after the requests in flight (the next client starts a new one)."""
     from diver.config import load_settings
     from diver.service import protocol
-    from diver.service.client import RemoteEngine, _try_connect
+    from diver.service.client import RemoteEngine
+    from diver.service.spawn import try_connect
 
     settings = load_settings()
-    conn = _try_connect(protocol.socket_path(settings.data_dir.resolve()))
+    conn = try_connect(protocol.socket_path(settings.data_dir.resolve()))
     if conn is None:
         typer.echo(f"no engine is running for {settings.data_dir}")
         return

@@ -9,32 +9,28 @@ them unchanged), so the retry completes the call.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from diver.config import DiverSettings, load_settings
 from diver.documents import Document
-from diver.errors import DiverError, EngineUnavailable, IndexLocked
+from diver.errors import EngineUnavailable
 from diver.hits import CollectionInfo, IndexReport, SearchMode, SearchResult
 from diver.service import protocol
+from diver.service.spawn import start_engine, try_connect
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int | None], None]
 BATCH_BYTES = 32 << 20
 """Upserts are sent in batches of at most ``store.write_batch_size`` documents and about this many bytes."""
-ENGINE_ERROR_PREFIX = "DIVER_ENGINE_ERROR "
-_SPAWNED: list[subprocess.Popen[bytes]] = []
 
 
 def open_engine(settings: DiverSettings | None = None) -> Any:
@@ -131,7 +127,7 @@ class RemoteEngine:
         can accept a connection in the instant before its process is gone)."""
         error: OSError | None = None
         for _ in range(3):
-            conn = _try_connect(protocol.socket_path(self.data_dir)) or start_engine(self.settings)
+            conn = try_connect(protocol.socket_path(self.data_dir)) or start_engine(self.settings)
             try:
                 protocol.send_frame(conn, {"op": "hello", "args": {
                     "version": protocol.PROTOCOL_VERSION, "pid": os.getpid(),
@@ -280,143 +276,6 @@ class RemoteCollection:
 
     def warm(self) -> None:
         self._call("warm")
-
-
-# -- finding and starting the engine ----------------------------------------------------------------
-def _try_connect(path: Path) -> socket.socket | None:
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(str(path))
-    except (FileNotFoundError, ConnectionRefusedError):
-        conn.close()
-        return None
-    except OSError as exc:
-        conn.close()
-        raise EngineUnavailable(f"cannot connect to the engine socket {path}: {exc}") from exc
-    return conn
-
-
-def start_engine(settings: DiverSettings) -> socket.socket:
-    """Connect to the data directory's engine, starting it (and cleaning a dead one's files) if needed."""
-    from filelock import FileLock, Timeout
-
-    data_dir = settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = protocol.socket_path(data_dir)
-    timeout = settings.engine.start_timeout_s
-    try:
-        with FileLock(str(data_dir / "engine.spawn.lock"), timeout=timeout):
-            conn = _try_connect(path)
-            if conn is not None:
-                return conn
-            clean_stale_files(data_dir)
-            _refuse_if_local_owner(data_dir)
-            return _spawn_and_connect(settings, data_dir, path, timeout)
-    except Timeout as exc:
-        raise EngineUnavailable(
-            f"another process has been starting the engine of {data_dir} for {timeout}s"
-        ) from exc
-
-
-def clean_stale_files(data_dir: Path) -> bool:
-    """Remove the socket and pid file of an engine that is gone (kill -9, crash). True if removed."""
-    path, pid = protocol.socket_path(data_dir), protocol.read_pid(data_dir)
-    if pid is not None and protocol.pid_alive(pid):
-        return False  # alive but not answering: exiting; the next engine replaces its socket
-    removed = False
-    for stale in (path, protocol.pid_path(data_dir)):
-        if stale.exists() or stale.is_symlink():
-            stale.unlink(missing_ok=True)
-            removed = True
-    if removed:
-        log.warning("removed the socket/pid files of a dead engine (pid %s) in %s", pid, data_dir)
-    return removed
-
-
-def _refuse_if_local_owner(data_dir: Path) -> None:
-    """A process with ``engine.mode = "local"`` holds the directory: say so now instead of starting an
-    engine that could not get the lock."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(data_dir / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout as exc:
-        owner = _read(data_dir / ".lock.owner").strip() or "?"
-        if protocol.ENGINE_OWNER_TAG in owner:
-            return  # an engine still exiting: the new one waits for the lock
-        raise IndexLocked(
-            f"data directory {data_dir} is in use by another DIVER process ({owner}) that opened it with "
-            "engine.mode = 'local'; stop it, use its MCP tools, or point DIVER_DATA_DIR elsewhere"
-        ) from exc
-    lock.release()
-
-
-def _spawn_and_connect(settings: DiverSettings, data_dir: Path, path: Path, timeout: float) -> socket.socket:
-    for proc in list(_SPAWNED):  # reap engines this process started that have exited since
-        if proc.poll() is not None:
-            _SPAWNED.remove(proc)
-    log_path = data_dir / "engine.log"
-    if log_path.exists() and log_path.stat().st_size > 10 << 20:
-        log_path.replace(data_dir / "engine.log.1")
-    offset = log_path.stat().st_size if log_path.exists() else 0
-    payload = protocol.settings_payload(settings)
-    payload["data_dir"] = str(data_dir)
-    payload["cache_dir"] = str(settings.resolved_cache_dir.resolve())
-    with log_path.open("ab") as sink:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "diver.service"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            stderr=sink, cwd=str(data_dir), start_new_session=True,
-        )  # fmt: skip
-    _SPAWNED.append(proc)
-    assert proc.stdin is not None
-    proc.stdin.write(json.dumps(payload).encode("utf-8"))
-    proc.stdin.close()
-    log.info("started the DIVER engine for %s (pid %d)", data_dir, proc.pid)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        conn = _try_connect(path)
-        if conn is not None:
-            return conn
-        if proc.poll() is not None:
-            raise _startup_error(log_path, offset, proc.returncode, data_dir)
-        time.sleep(0.05)
-    raise EngineUnavailable(f"the engine of {data_dir} did not start within {timeout}s; see {log_path}")
-
-
-def _startup_error(log_path: Path, offset: int, code: int, data_dir: Path) -> DiverError:
-    with log_path.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read().decode("utf-8", "replace")
-    for line in reversed(text.splitlines()):
-        if line.startswith(ENGINE_ERROR_PREFIX):
-            return protocol.error_from_payload(json.loads(line[len(ENGINE_ERROR_PREFIX) :]))
-    return EngineUnavailable(f"the engine of {data_dir} exited with {code} while starting: {text[-1500:]}")
-
-
-def release_idle_engine(data_dir: Path) -> bool | None:
-    """Ask the shared engine to hand the directory to a local ``Engine``: True if it will exit, False if it
-    refuses (other clients are connected), None if no engine answers (starting or exiting)."""
-    conn = _try_connect(protocol.socket_path(data_dir.resolve()))
-    if conn is None:
-        return None
-    try:
-        protocol.send_frame(conn, {"op": "release", "args": {}})
-        reply = protocol.recv_frame(conn)
-    except OSError:
-        return None
-    finally:
-        conn.close()
-    if not reply or "ok" not in reply:
-        return None
-    return bool(reply["ok"].get("released"))
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError:
-        return ""
 
 
 def _batches(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:

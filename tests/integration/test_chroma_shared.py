@@ -179,10 +179,11 @@ async def test_two_http_servers_on_one_chroma_server_answer_consistently(tmp_pat
         for proc in servers:
             stop(proc)
         from diver.config import load_settings
-        from diver.service.client import RemoteEngine, _try_connect
+        from diver.service.client import RemoteEngine
         from diver.service.protocol import socket_path
+        from diver.service.spawn import try_connect
 
-        conn = _try_connect(socket_path((tmp_path / "diver").resolve()))
+        conn = try_connect(socket_path((tmp_path / "diver").resolve()))
         if conn is not None:
             conn.close()
             settings = load_settings(data_dir=tmp_path / "diver", embedding={"provider": "hashing"},

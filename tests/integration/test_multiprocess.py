@@ -27,8 +27,9 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 
 from diver.config import load_settings  # noqa: E402
 from diver.errors import EngineSettingsMismatch, IndexLocked  # noqa: E402
-from diver.service.client import RemoteEngine, clean_stale_files  # noqa: E402
+from diver.service.client import RemoteEngine
 from diver.service.protocol import read_pid, socket_path  # noqa: E402
+from diver.service.spawn import clean_stale_files  # noqa: E402
 
 pytestmark = pytest.mark.integration
 BATCH = 40

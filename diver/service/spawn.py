@@ -1,0 +1,162 @@
+"""Finding a data directory's engine process, starting it, and cleaning what a dead one left behind.
+
+A client connects to ``engine.sock``; when nothing answers it takes ``engine.spawn.lock`` (one start at a
+time), removes the socket and pid files of an engine whose pid is gone (kill -9, crash), refuses at once
+when a process with ``engine.mode = "local"`` holds the directory, and starts ``python -m diver.service``
+detached with its settings on a pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from diver.config import DiverSettings
+from diver.errors import DiverError, EngineUnavailable, IndexLocked
+from diver.service import protocol
+
+log = logging.getLogger(__name__)
+ENGINE_ERROR_PREFIX = "DIVER_ENGINE_ERROR "
+"""An engine that cannot start writes this, then its error as JSON, to its log (read by the spawner)."""
+_SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
+def try_connect(path: Path) -> socket.socket | None:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        conn.close()
+        return None
+    except OSError as exc:
+        conn.close()
+        raise EngineUnavailable(f"cannot connect to the engine socket {path}: {exc}") from exc
+    return conn
+
+
+def start_engine(settings: DiverSettings) -> socket.socket:
+    """Connect to the data directory's engine, starting it (and cleaning a dead one's files) if needed."""
+    from filelock import FileLock, Timeout
+
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = protocol.socket_path(data_dir)
+    timeout = settings.engine.start_timeout_s
+    try:
+        with FileLock(str(data_dir / "engine.spawn.lock"), timeout=timeout):
+            conn = try_connect(path)
+            if conn is not None:
+                return conn
+            clean_stale_files(data_dir)
+            _refuse_if_local_owner(data_dir)
+            return _spawn_and_connect(settings, data_dir, path, timeout)
+    except Timeout as exc:
+        raise EngineUnavailable(
+            f"another process has been starting the engine of {data_dir} for {timeout}s"
+        ) from exc
+
+
+def clean_stale_files(data_dir: Path) -> bool:
+    """Remove the socket and pid file of an engine that is gone (kill -9, crash). True if removed."""
+    path, pid = protocol.socket_path(data_dir), protocol.read_pid(data_dir)
+    if pid is not None and protocol.pid_alive(pid):
+        return False  # alive but not answering: exiting; the next engine replaces its socket
+    removed = False
+    for stale in (path, protocol.pid_path(data_dir)):
+        if stale.exists() or stale.is_symlink():
+            stale.unlink(missing_ok=True)
+            removed = True
+    if removed:
+        log.warning("removed the socket/pid files of a dead engine (pid %s) in %s", pid, data_dir)
+    return removed
+
+
+def _refuse_if_local_owner(data_dir: Path) -> None:
+    """A process with ``engine.mode = "local"`` holds the directory: say so now instead of starting an
+    engine that could not get the lock."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(data_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        owner = _read(data_dir / ".lock.owner").strip() or "?"
+        if protocol.ENGINE_OWNER_TAG in owner:
+            return  # an engine still exiting: the new one waits for the lock
+        raise IndexLocked(
+            f"data directory {data_dir} is in use by another DIVER process ({owner}) that opened it with "
+            "engine.mode = 'local'; stop it, use its MCP tools, or point DIVER_DATA_DIR elsewhere"
+        ) from exc
+    lock.release()
+
+
+def _spawn_and_connect(settings: DiverSettings, data_dir: Path, path: Path, timeout: float) -> socket.socket:
+    for proc in list(_SPAWNED):  # reap engines this process started that have exited since
+        if proc.poll() is not None:
+            _SPAWNED.remove(proc)
+    log_path = data_dir / "engine.log"
+    if log_path.exists() and log_path.stat().st_size > 10 << 20:
+        log_path.replace(data_dir / "engine.log.1")
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    payload = protocol.settings_payload(settings)
+    payload["data_dir"] = str(data_dir)
+    payload["cache_dir"] = str(settings.resolved_cache_dir.resolve())
+    with log_path.open("ab") as sink:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "diver.service"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=sink, cwd=str(data_dir), start_new_session=True,
+        )  # fmt: skip
+    _SPAWNED.append(proc)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(payload).encode("utf-8"))
+    proc.stdin.close()
+    log.info("started the DIVER engine for %s (pid %d)", data_dir, proc.pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn = try_connect(path)
+        if conn is not None:
+            return conn
+        if proc.poll() is not None:
+            raise _startup_error(log_path, offset, proc.returncode, data_dir)
+        time.sleep(0.05)
+    raise EngineUnavailable(f"the engine of {data_dir} did not start within {timeout}s; see {log_path}")
+
+
+def _startup_error(log_path: Path, offset: int, code: int, data_dir: Path) -> DiverError:
+    with log_path.open("rb") as handle:
+        handle.seek(offset)
+        text = handle.read().decode("utf-8", "replace")
+    for line in reversed(text.splitlines()):
+        if line.startswith(ENGINE_ERROR_PREFIX):
+            return protocol.error_from_payload(json.loads(line[len(ENGINE_ERROR_PREFIX) :]))
+    return EngineUnavailable(f"the engine of {data_dir} exited with {code} while starting: {text[-1500:]}")
+
+
+def release_idle_engine(data_dir: Path) -> bool | None:
+    """Ask the shared engine to hand the directory to a local ``Engine``: True if it will exit, False if it
+    refuses (other clients are connected), None if no engine answers (starting or exiting)."""
+    conn = try_connect(protocol.socket_path(data_dir.resolve()))
+    if conn is None:
+        return None
+    try:
+        protocol.send_frame(conn, {"op": "release", "args": {}})
+        reply = protocol.recv_frame(conn)
+    except OSError:
+        return None
+    finally:
+        conn.close()
+    if not reply or "ok" not in reply:
+        return None
+    return bool(reply["ok"].get("released"))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
