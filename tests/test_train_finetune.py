@@ -96,8 +96,9 @@ def test_training_resumes_from_a_checkpoint(tiny_model: Path, tmp_path: Path) ->
 def test_lora_merges_into_a_plain_model(tiny_model: Path, tmp_path: Path) -> None:
     pytest.importorskip("peft")
     out = tmp_path / "lora"
-    finetune(TRAIN, CORPUS, _config(out, tiny_model, lora=True, lora_r=4, lora_alpha=8, max_steps=1,
-                                    gradient_checkpointing=True))  # fmt: skip
+    result = finetune(TRAIN, CORPUS, _config(out, tiny_model, lora=True, lora_r=4, lora_alpha=8, max_steps=2,
+                                             gradient_checkpointing=True), dev=DEV)  # fmt: skip
+    assert result.steps == 2 and result.manifest["best_checkpoint"]  # the best LoRA checkpoint reloads
     assert not (out / "adapter_config.json").exists()
     assert st.SentenceTransformer(str(out), device="cpu").encode(["x"]).shape == (1, 32)
 
@@ -186,3 +187,31 @@ def test_finetune_reindex_eval_end_to_end(tiny_model: Path, tmp_path: Path, monk
     assert result.exit_code == 0, result.output
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["stages"]["dense"]["average"]["nDCG@10"] <= 1.0
+
+
+def test_qwen3_family_lora_with_gradient_checkpointing_one_step(tmp_path: Path) -> None:
+    """The multi-billion path (Diver-Retriever is Qwen3-Embedding): LoRA + gradient checkpointing + the
+    instruction prefix, on a tiny random-weight Qwen3 (MiniLM's tokenizer stands in for Qwen's, offline)."""
+    pytest.importorskip("peft")
+    import torch
+    from sentence_transformers import models
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3Model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_EMBEDDING_MODEL))
+    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=128)  # fmt: skip
+    torch.manual_seed(0)
+    hf = tmp_path / "qwen3-hf"
+    Qwen3Model(config).save_pretrained(hf)
+    tokenizer.save_pretrained(hf)
+    word = models.Transformer(str(hf), max_seq_length=32)
+    base = tmp_path / "qwen3-st"
+    st.SentenceTransformer(modules=[word, models.Pooling(32, "lasttoken"), models.Normalize()], device="cpu").save(str(base))
+    out = tmp_path / "qwen3-lora"
+    prefix = "Instruct: Given a question, retrieve the theorem that solves it\nQuery:"
+    result = finetune(TRAIN, CORPUS, _config(out, base, lora=True, lora_r=4, lora_alpha=8, max_steps=1,
+                                             gradient_checkpointing=True, query_prefix=prefix,
+                                             lora_targets=["q_proj", "v_proj"]))  # fmt: skip
+    assert result.steps == 1 and result.manifest["params"]["lora"] and result.manifest["query_prefix"] == prefix
+    assert not (out / "adapter_config.json").exists()  # merged: a plain model folder
+    assert st.SentenceTransformer(str(out), device="cpu").encode([prefix + "x"]).shape == (1, 32)

@@ -68,6 +68,7 @@ def mine_hard_negatives(
     embedder = collection.engine.embedder
     positives = positives_by_query(pairs)
     doc_texts: dict[str, str] = {}
+    doc_vectors: dict[str, np.ndarray] = {}  # each candidate is embedded once, however often it comes up
 
     def text_of(doc_id: str) -> str:
         if doc_id not in doc_texts:
@@ -92,7 +93,13 @@ def mine_hard_negatives(
                 out.append(pair)
                 report.without_negatives += 1
                 continue
-            vectors = embedder.embed_documents([positive] + [text_of(c) for c in candidates])
+            new = [c for c in candidates if c not in doc_vectors]
+            if new:
+                doc_vectors.update(zip(new, embedder.embed_documents([text_of(c) for c in new]), strict=True))
+            if pair.positive_id is not None and pair.positive_id not in doc_vectors:
+                doc_vectors[pair.positive_id] = embedder.embed_documents([positive])[0]
+            pos_vec = doc_vectors[pair.positive_id] if pair.positive_id else embedder.embed_documents([positive])[0]
+            vectors = np.vstack([pos_vec] + [doc_vectors[c] for c in candidates])
             scores = vectors @ np.asarray(qv, dtype=np.float32)
             threshold = float(scores[0]) - margin
             mined: list[str] = []
