@@ -49,6 +49,7 @@ class RemoteEmbedder:
 
     def __init__(self, engine: RemoteEngine) -> None:
         self._engine = engine
+        self._budget: int | None = None
 
     @property
     def id(self) -> str:
@@ -60,6 +61,25 @@ class RemoteEmbedder:
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self._engine.call("embed_queries", texts=list(texts)), dtype=np.float32)
+
+    @property
+    def spanner(self) -> _RemoteSpanner:
+        """The engine embedder's tokenizer (its spans), e.g. for whether a query fits the model's window."""
+        return _RemoteSpanner(self._engine)
+
+    def chunk_token_budget(self) -> int | None:
+        if self._budget is None:
+            self._budget = self._engine.call("chunk_token_budget")
+        return self._budget
+
+
+class _RemoteSpanner:
+    def __init__(self, engine: RemoteEngine) -> None:
+        self._engine = engine
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        [spans] = self._engine.call("token_spans", texts=[text])
+        return [(int(a), int(b)) for a, b in spans]
 
 
 class RemoteEngine:

@@ -222,6 +222,15 @@ class EngineService:
     def op_embed_queries(self, conn: socket.socket, texts: list[str]) -> list[list[float]]:
         return self.engine.embedder.embed_queries(texts).tolist()
 
+    def op_token_spans(self, conn: socket.socket, texts: list[str]) -> list[list[list[int]]]:
+        """The embedder's own token spans of each text (query assembly asks what fits its window)."""
+        spanner = self.engine.embedder.spanner
+        return [[list(span) for span in spanner.token_spans(text)] for text in texts]
+
+    def op_chunk_token_budget(self, conn: socket.socket) -> int | None:
+        embedder = self.engine.embedder
+        return int(embedder.chunk_token_budget()) if hasattr(embedder, "chunk_token_budget") else None
+
     def op_collection_names(self, conn: socket.socket) -> list[str]:
         return self.engine.collection_names()
 
