@@ -180,14 +180,14 @@ async def test_index_path_get_delete_and_list(tmp_path: Path) -> None:
         (docs / "notes" / "blob.txt").write_bytes(b"\x00\x01binary")
         os.symlink("/etc/hostname", docs / "notes" / "escape.txt")
         (docs / "more.jsonl").write_text('{"id": "j1", "text": "jsonl doc"}\n{broken\n', encoding="utf-8")
-        result = await client.call_tool("index_path", {"collection": "notes", "path": "notes"})
+        result = await client.call_tool("index_path", {"collection": "notes", "path": "notes", "wait": True})
         assert not result.is_error, text_of(result)
         out = result.structured_content
         assert out["added"] == 1
         assert any("blob.txt: binary" in s for s in out["skipped"])
         assert any("escape.txt: symlink points outside" in s for s in out["skipped"])
         result = await client.call_tool(
-            "index_path", {"collection": "notes", "path": str(docs / "more.jsonl")}
+            "index_path", {"collection": "notes", "path": str(docs / "more.jsonl"), "wait": True}
         )
         assert result.structured_content["added"] == 1
         assert result.structured_content["skipped"] == [

@@ -44,7 +44,7 @@ async def test_stdio_server_end_to_end(tmp_path: Path) -> None:
             startup_s = time.perf_counter() - started
             assert {"search", "deep_search", "index_documents", "index_path", "list_collections"} <= tools
 
-            indexed = await client.call_tool("index_path", {"collection": "theorems", "path": "theorems"})
+            indexed = await client.call_tool("index_path", {"collection": "theorems", "path": "theorems", "wait": True})
             assert not indexed.is_error, text_of(indexed)
             assert indexed.structured_content["added"] == 5
             assert any(s.startswith("junk.txt: binary") for s in indexed.structured_content["skipped"])

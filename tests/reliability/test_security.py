@@ -57,7 +57,7 @@ async def test_index_path_is_confined(tmp_path: Path) -> None:
             assert time.monotonic() - started < 10, f"{path}: blocked"  # a FIFO must not hang the call
             assert await snapshot(client, data_dir) == before
         # a folder holding a FIFO, /dev and outward symlinks: only the regular file inside is read
-        result = await client.call_tool("index_path", {"collection": "allowed", "path": str(root)})
+        result = await client.call_tool("index_path", {"collection": "allowed", "path": str(root), "wait": True})
         assert not result.is_error, text_of(result)
         assert result.structured_content["added"] == 1
         got = await client.call_tool("search", {"collection": "allowed", "query": "SECRET outside text"})
