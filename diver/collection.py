@@ -13,8 +13,6 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from diver.catalog import Catalog, PreparedDocument
 from diver.dense_search import Allowed, dense_documents
 from diver.documents import Document, chunk_document, content_hash
@@ -205,55 +203,11 @@ class Collection:
                 self.catalog.set_meta("dirty", "0")
 
     def rebuild_dense(self) -> None:
-        """Copy every visible chunk's vector into a fresh chroma collection and switch to it atomically.
+        """Copy every visible chunk's vector into a fresh chroma collection and switch to it atomically
+        (``diver.dense_rebuild``)."""
+        from diver.dense_rebuild import rebuild_dense
 
-        Vectors come from chroma's record store; any it lacks are embedded again from the catalog text.
-        The copy's exact name is recorded in meta.json (``stale_store_names``) before it is created, so a
-        crash mid-rebuild leaves meta.json on the old collection, the flag set, and the copy findable by
-        name: the next open deletes it and redoes the rebuild. Chroma collections are never matched by prefix.
-        """
-        from diver.engine import STALE_STORE_NAMES, write_meta
-        from diver.store import VectorStore, drop_vector_collection, store_collection_name
-
-        started = time.perf_counter()
-        client, settings = self.engine.client, self.engine.settings.store
-        old_name = self.meta["store_name"]
-        for stale in self.meta.get(STALE_STORE_NAMES, []):  # an earlier rebuild's copy, or what it replaced
-            if stale != old_name:
-                drop_vector_collection(client, stale)
-        new_name = store_collection_name(self.engine.store_id, self.name, int(time.time() * 1000))
-        self.meta = {**self.meta, STALE_STORE_NAMES: [new_name]}  # half-built until the switch below
-        write_meta(self.directory, self.meta)
-        fresh = VectorStore(client, new_name, settings, create=True)
-        keys = sorted(self.catalog.all_keys())
-        re_embedded = 0
-        for start in range(0, len(keys), 2000):
-            page = keys[start : start + 2000]
-            try:
-                found = self.store.get_vectors(page)
-            except StateError as exc:  # the damaged store cannot even return them: embed again
-                log.warning("%s", exc)
-                found = {}
-            missing = [k for k in page if k not in found]
-            if missing:
-                texts = self.catalog.chunk_texts(missing)
-                vectors = self._embedder().embed_documents([texts[k] for k in missing])
-                found.update(zip(missing, vectors, strict=True))
-                re_embedded += len(missing)
-            fresh.upsert(page, np.stack([found[k] for k in page]) if page else np.zeros((0, 1)))
-        self.meta = {**self.meta, "store_name": new_name, STALE_STORE_NAMES: [old_name]}
-        write_meta(self.directory, self.meta)
-        self.store = fresh
-        drop_vector_collection(client, old_name)
-        self.meta = {k: v for k, v in self.meta.items() if k != STALE_STORE_NAMES}
-        write_meta(self.directory, self.meta)
-        log.warning(
-            "collection %s: rebuilt the dense index after an interrupted write (%d vectors, %d re-embedded, %.1fs)",
-            self.name,
-            len(keys),
-            re_embedded,
-            time.perf_counter() - started,
-        )
+        rebuild_dense(self)
 
     def _reconcile(self) -> None:
         """Remove vectors that are not visible (replaced, deleted, or from a crashed batch)."""
