@@ -248,6 +248,9 @@ def print_trace(result: Any, decisions: list[dict[str, Any]], hybrid: list[Any],
     echo(f"  decide: stop — {result.stop_reason or '(no reason given)'} (after {result.rounds} round(s))")
     echo("")
     echo("reranking (candidates of the final hybrid list, LLM-scored):")
+    ran, why = getattr(result, "rerankers", None), getattr(result, "rerankers_why", "")
+    if ran:
+        echo(f"  rerankers: {' → '.join(ran)}{f' ({why})' if why else ''}")
     rerank_stages = [stage for stage in result.usage if stage not in ("expand", "sufficiency")]
     for stage in rerank_stages:
         usage = result.usage[stage]

@@ -64,7 +64,7 @@ def test_trace_shows_rounds_decision_rerank_stages_and_both_rankings(tmp_path: P
     assert "round 1:" in text and 'passage 1: "The pigeonhole principle' in text
     assert " …" in text, "long passages are shortened"
     assert "decide: stop" in text and (result.stop_reason in text)
-    assert "pointwise:" in text and "listwise:" in text
+    assert "pointwise:" in text and "listwise:" in text and "rerankers: " in text
     assert "unparseable replies" in text and "FELL BACK" in text
     assert "timings:" in text and "tokens" in text
     assert "hybrid (no LLM)" in text and "DIVER deep search" in text and "*" in text
