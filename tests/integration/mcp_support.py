@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -103,3 +106,16 @@ def is_jsonrpc_frame(line: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(message, dict) and message.get("jsonrpc") == "2.0"
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 180) -> None:
+    """Until a server process listens on 127.0.0.1:port; its log tail in the error if it died or never did."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-3000:]}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"server did not listen on {port}: {log.read_text()[-3000:]}")

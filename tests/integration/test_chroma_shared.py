@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp_support import PYTHON, REPO
+from mcp_support import PYTHON, REPO, wait_for_port
 from servers import free_port, stop, wait_for_http
 
 from diver.documents import Document
@@ -97,18 +96,6 @@ def test_chroma_server_outage_gives_a_typed_error_and_recovery_resumes(tmp_path:
             assert [h.id for h in col.search("topic3 graphs", k=5, mode="dense").hits][:1] == before[:1]
     finally:
         stop(chroma)
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-3000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"server did not listen on {port}: {log.read_text()[-3000:]}")
 
 
 async def test_two_http_servers_on_one_chroma_server_answer_consistently(tmp_path: Path) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp_support import NAMES, PYTHON, REPO, THEOREMS, fake_openai, server_env
+from mcp_support import NAMES, PYTHON, REPO, THEOREMS, fake_openai, server_env, wait_for_port
 from servers import free_port, stop
 
 pytest.importorskip("mcp")
@@ -21,18 +19,6 @@ from mcp.shared._httpx_utils import create_mcp_http_client  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "test-token-0123456789"
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-3000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"server did not listen on {port}: {log.read_text()[-3000:]}")
 
 
 def post(url: str, headers: dict[str, str]) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp_support import REPO, THEOREMS, server_env
+from mcp_support import REPO, THEOREMS, server_env, wait_for_port
 from servers import free_port, stop
 
 with warnings.catch_warnings():
@@ -250,20 +250,6 @@ def http_server(data_dir: Path, tmp_path: Path) -> Iterator[str]:
     finally:
         stop(proc)
         stop_engine(data_dir)
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-3000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"server did not listen on {port}: {log.read_text()[-3000:]}")
 
 
 def stop_engine(data_dir: Path) -> None:
