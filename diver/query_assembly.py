@@ -131,7 +131,10 @@ def assembled_search_many(
         variant = "concat"  # identical to QExpand's retrieval when nothing would be cut
     if variant in ("query", "concat", "expansion_only") or not any(parts):
         texts = [_single_text(q, p, variant) for q, p in zip(queries, parts, strict=True)]
+        texts, clipped = _clip(collection, texts)
         results = collection.search_many(texts, k=k, mode=mode, exclude=exclude, **filters)
+        for result in results:
+            result.notes.extend(clipped)
         for result, query in zip(results, queries, strict=True):
             result.query = query
         return results
@@ -144,6 +147,18 @@ def _single_text(query: str, parts: list[str], variant: str) -> str:
     if variant == "expansion_only":
         return "\n\n".join(parts)
     return concat(query, parts)
+
+
+def _clip(collection: Any, texts: list[str]) -> tuple[list[str], list[str]]:
+    """Assembled texts cut to ``limits.max_query_chars`` at their end (the query comes first and is kept;
+    repeats and the last expansions go): an LLM's long expansions must not fail the search."""
+    settings = getattr(getattr(collection, "engine", None), "settings", None)
+    limit = settings.limits.max_query_chars if settings is not None else None
+    if not limit or all(len(t) <= limit for t in texts):
+        return texts, []
+    out = [t if len(t) <= limit else t[:limit].rsplit(None, 1)[0] for t in texts]
+    longest = max(len(t) for t in texts)
+    return out, [f"query assembly: an assembled text of {longest} characters cut to {limit} (limits.max_query_chars)"]
 
 
 def _fits(collection: Any, text: str) -> bool:
@@ -196,7 +211,9 @@ def _fused(
         planned = [_parts(collection, retriever, variant, q, p, query_weight) for q, p in zip(queries, parts, strict=True)]
         flat = [t for texts, _ in planned for t in texts]
         flat_exclude = [ex for (texts, _), ex in zip(planned, exclude, strict=True) for _ in texts]
+        flat, clipped = _clip(collection, flat)
         results = collection.search_many(flat, k=pool, mode=retriever, exclude=flat_exclude, **filters)
+        notes.extend(n for n in clipped if n not in notes)
         notes.extend(n for r in results for n in r.notes if n not in notes)
         per_query = []
         offset = 0

@@ -125,3 +125,17 @@ def test_fit_keeps_the_expansion_when_the_whole_is_too_long_for_the_embedder(col
     cut = assembled_search(col, long_query, [EXPANSION], k=3, variant="fit", mode="hybrid")
     assert "query assembly: fit (2 parts)" in cut.notes
     assert "Pigeonhole Principle" in [h.id for h in cut.hits]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_long_llm_expansions_never_fail_the_search(col, variant: str) -> None:
+    """An expander that ignores max_tokens (llama.cpp without max_tokens in the body) wrote ~24k characters:
+    every variant still searches, cut to limits.max_query_chars and said so, the query kept first."""
+    limit = col.engine.settings.limits.max_query_chars
+    rambling = [EXPANSION + " " + " ".join(f"word{j}x{i}" for i in range(limit // 14)) for j in range(2)]
+    assert sum(map(len, rambling)) > limit
+    for mode in ("bm25", "dense", "hybrid"):
+        result = assembled_search(col, QUERY, rambling, k=3, variant=variant, mode=mode)
+        assert result.hits and result.query == QUERY
+        if variant in ("concat", "expansion_only"):  # one text over the limit: cut, and said so
+            assert any("cut to" in n and "max_query_chars" in n for n in result.notes), result.notes

@@ -76,7 +76,12 @@ async def test_the_agent_drives_the_diver_loop(tmp_path: Path) -> None:
         second = await call(client, "deep_search", collection="theorems", query=QUERY,
                             expansions=[EXPANSION], round=first["round"])  # fmt: skip
         assert second["reasoner"] == "agent" and second["round_no"] == 1
-        assert "Pigeonhole Principle" in [h["id"] for h in second["hits"][:3]]
+        # the agent's expansion lifts the theorem it names (hashing embedder: dense is noise, so top 5)
+        def rank(result: dict[str, Any]) -> int:
+            ids = [h["id"] for h in result["hits"]]
+            return ids.index("Pigeonhole Principle") if "Pigeonhole Principle" in ids else len(ids)
+
+        assert rank(second) < 5 and rank(second) < rank(first)
         assert not {f["id"] for f in second["feedback"]} & {f["id"] for f in first["feedback"]}
 
         third = await call(client, "deep_search", collection="theorems", query=QUERY,
