@@ -30,6 +30,7 @@ from typing import Any, Literal
 from diver.errors import InputError
 from diver.fusion import fuse_min_max, fuse_rrf, min_max_normalise, sort_scores
 from diver.hits import SearchHit, SearchResult
+from diver.queries import prepare_queries
 from diver.tokens import approx_tokens
 
 Variant = Literal["query", "concat", "expansion_only", "separate", "balanced", "fit"]
@@ -124,6 +125,9 @@ def assembled_search_many(
         raise InputError(f"query_weight must be within (0, 1), got {query_weight}")
     if len(expansions) != len(queries):
         raise InputError("one expansion list per query is needed")
+    settings = getattr(getattr(collection, "engine", None), "settings", None)
+    if settings is not None:  # the caller's query itself is refused when too long; only assembled texts are cut
+        prepare_queries(queries, settings.limits.max_query_chars)
     parts = [clean(e) for e in expansions]
     exclude = list(exclude) if exclude is not None else [set() for _ in queries]
     filters = {key: value for key, value in (("where", where), ("source", source)) if value is not None}

@@ -139,3 +139,10 @@ def test_long_llm_expansions_never_fail_the_search(col, variant: str) -> None:
         assert result.hits and result.query == QUERY
         if variant in ("concat", "expansion_only"):  # one text over the limit: cut, and said so
             assert any("cut to" in n and "max_query_chars" in n for n in result.notes), result.notes
+
+
+def test_an_over_long_query_is_refused_not_cut(col) -> None:
+    limit = col.engine.settings.limits.max_query_chars
+    for expansions in ([], [EXPANSION]):
+        with pytest.raises(InputError, match=f"the limit is {limit}"):
+            assembled_search(col, "x" * (limit + 1), expansions, k=3)
