@@ -196,13 +196,21 @@ class Catalog:
         )
         return row[0] if row else ""
 
-    def allowed(self, db: sqlite3.Connection, condition: tuple[str, list]) -> tuple[set[str], list[str]]:
-        """Ids of the documents matching a compiled filter (``diver.filters``) and their chunk keys."""
+    def allowed(self, db: sqlite3.Connection, condition: tuple[str, list]) -> tuple[set[str], int]:
+        """Ids of the documents matching a compiled filter (``diver.filters``) and their number of chunks."""
         sql, params = condition
-        rows = db.execute(
-            f"SELECT d.id, c.key FROM documents d JOIN chunks c ON c.doc_id = d.id WHERE {sql}", params
-        ).fetchall()
-        return {doc_id for doc_id, _ in rows}, [key for _, key in rows]
+        rows = db.execute(f"SELECT d.id, d.n_chunks FROM documents d WHERE {sql}", params).fetchall()
+        return {doc_id for doc_id, _ in rows}, sum(int(n) for _, n in rows)
+
+    def allowed_keys(self, db: sqlite3.Connection, condition: tuple[str, list]) -> list[str]:
+        """Chunk keys of the documents matching a compiled filter."""
+        sql, params = condition
+        return [
+            row[0]
+            for row in db.execute(
+                f"SELECT c.key FROM documents d JOIN chunks c ON c.doc_id = d.id WHERE {sql}", params
+            )
+        ]
 
     def chunk_rows(self, doc_id: str, first: int, last: int) -> list[tuple[int, int, int, str]]:
         """(index, start, end, text) of the chunks ``first..last`` (inclusive) of a document."""

@@ -266,8 +266,8 @@ class Collection:
             allowed = None
             if condition is not None:
                 t = time.perf_counter()
-                doc_ids, keys = self.catalog.allowed(db, condition)
-                allowed = Allowed(frozenset(doc_ids), tuple(keys))
+                doc_ids, chunk_count = self.catalog.allowed(db, condition)
+                allowed = Allowed(frozenset(doc_ids), chunk_count, condition)
                 timings["filter"] = _ms(t)
                 notes.append(f"filter matched {len(doc_ids)} documents")
             lexical = dense = None

@@ -28,10 +28,11 @@ EXACT_FILTER_CHUNKS = 20_000  # a filter allowing at most this many chunks is sc
 
 @dataclass(frozen=True)
 class Allowed:
-    """Documents (and their chunk keys) that a filter lets through."""
+    """Documents that a filter lets through, how many chunks they have, and the filter (for their keys)."""
 
     doc_ids: frozenset[str]
-    chunk_keys: tuple[str, ...]
+    chunk_count: int
+    condition: tuple[str, list]
 
 
 DocHits = dict[str, tuple[float, int]]  # doc id -> (MAX chunk similarity, best chunk index)
@@ -79,7 +80,7 @@ def dense_documents(
     chunks_per_document: float = 2.0,
 ) -> list[DocHits]:
     """The ``want`` best documents per query vector, by MAX chunk similarity (fewer only if fewer exist)."""
-    if allowed is not None and len(allowed.chunk_keys) <= EXACT_FILTER_CHUNKS:
+    if allowed is not None and allowed.chunk_count <= EXACT_FILTER_CHUNKS:
         return _exact(store, catalog, db, vectors, want, exclude, allowed)
     total = store.count()
     out: list[DocHits] = [{} for _ in range(len(vectors))]
@@ -88,7 +89,7 @@ def dense_documents(
     widest = max((len(ex) for ex in exclude), default=0)
     n = int((want + widest) * max(1.0, chunks_per_document)) + 10
     if allowed is not None:  # post-filtered: ask for as many more as the filter removes
-        n = int(n * max(1.0, total / max(1, len(allowed.chunk_keys))))
+        n = int(n * max(1.0, total / max(1, allowed.chunk_count)))
     pending = list(range(len(vectors)))
     while pending:
         n = min(n, total)
@@ -115,7 +116,7 @@ def _exact(
     allowed: Allowed,
 ) -> list[DocHits]:
     out: list[DocHits] = [{} for _ in range(len(vectors))]
-    keys = list(allowed.chunk_keys)
+    keys = catalog.allowed_keys(db, allowed.condition)  # read only for the exact path: few by design
     if not keys or want <= 0:
         return out
     stored = store.get_vectors(keys)
