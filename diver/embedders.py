@@ -22,6 +22,7 @@ from diver.cache import EmbeddingCache
 from diver.config import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 from diver.documents import RegexSpanner, TokenSpanner
 from diver.errors import ConfigError, LLMError, StateError, require
+from diver.fast_tokenize import Tokenize, verified_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,7 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         if settings.max_seq_length:
             self.model.max_seq_length = settings.max_seq_length
         self._torch = torch
+        self._tokenize: Tokenize | None = None  # the GPU path's batch tokenizer, checked on first use
         self.id = settings.model
         self.max_seq_length = int(self.model.max_seq_length or 512)
         dims = (
@@ -249,17 +251,24 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         workers = self.settings.tokenizer_workers or min(4, os.cpu_count() or 1)
         out = np.empty((len(texts), self.dimensions), dtype=np.float32)
         position = 0
+        if self._tokenize is None and batches:
+            self._tokenize = verified_tokenizer(self.model, self.max_seq_length, torch, batches[0])
+        tokenize = self._tokenize or self.model.tokenize
         with ThreadPoolExecutor(max_workers=workers) as pool, torch.inference_mode():
             # Futures leave the queue when consumed: a kept future would keep its tokenized batch alive,
             # and memory would grow with the corpus. At most ``workers * 2`` batches wait at any time.
-            ahead = deque(pool.submit(self.model.tokenize, b) for b in batches[: workers * 2])
+            ahead = deque(pool.submit(tokenize, b) for b in batches[: workers * 2])
             next_batch = len(ahead)
             while ahead:
                 features = ahead.popleft().result()
                 if next_batch < len(batches):
-                    ahead.append(pool.submit(self.model.tokenize, batches[next_batch]))
+                    ahead.append(pool.submit(tokenize, batches[next_batch]))
                     next_batch += 1
-                features = {k: v.to(self.device, non_blocking=True) for k, v in features.items()}
+                # sentence-transformers 6.0 puts non-tensor entries (e.g. the modality) among the features
+                features = {
+                    k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                    for k, v in features.items()
+                }
                 embeddings = self.model(features)["sentence_embedding"]
                 embeddings = torch.nn.functional.normalize(embeddings.float(), dim=1)
                 size = embeddings.shape[0]

@@ -123,11 +123,13 @@ def test_gpu_pipeline_does_not_keep_tokenized_batches_alive():
             self.most_alive = 0
 
         def tokenize(self, texts):
-            features = Features(input=torch.ones(len(texts), 4))
+            # sentence-transformers 6.0 returns a non-tensor entry beside the tensors (seen on the GPU machine)
+            features = Features(input=torch.ones(len(texts), 4), modality="text")
             self.batches.append(weakref.ref(features))
             return features
 
         def __call__(self, features):
+            assert features["modality"] == "text"
             alive = sum(ref() is not None for ref in self.batches)
             self.most_alive = max(self.most_alive, alive)
             return {"sentence_embedding": features["input"] * 2}
@@ -135,11 +137,59 @@ def test_gpu_pipeline_does_not_keep_tokenized_batches_alive():
     embedder = object.__new__(SentenceTransformerEmbedder)
     embedder.settings = EmbeddingSettings(batch_size=2, tokenizer_workers=1)
     embedder.model, embedder._torch, embedder.device, embedder.dimensions = FakeModel(), torch, "cpu", 4
+    embedder.max_seq_length, embedder._tokenize = 16, None  # no Rust tokenizer: model.tokenize is used
     vectors = embedder.encode_pipelined([f"text {i}" * (i % 7 + 1) for i in range(100)])  # 50 batches
     assert vectors.shape == (100, 4)
     np.testing.assert_allclose(vectors, 0.5)
     assert len(embedder.model.batches) == 50
     assert embedder.model.most_alive <= 4, f"{embedder.model.most_alive} tokenized batches alive at once"
+
+
+def test_batch_tokenizer_equals_model_tokenize_and_encodes_the_same(minilm):
+    """The GPU path's Rust batch tokenizer gives model.tokenize's tensors and the same embeddings."""
+    torch = pytest.importorskip("torch")
+    from diver.fast_tokenize import rust_batch_tokenizer, verified_tokenizer
+
+    embedder = minilm
+    model = embedder.model
+    texts = [
+        "  padded with spaces\t\n",
+        "",
+        "ﬁnancial ｅｑｕｉｌｉｂｒｉｕｍ, Ünïcödé and 数学 定理",
+        "word " * 600,  # truncated at the model's max length
+        "short",
+        "The Banach fixed-point theorem: a contraction on a complete metric space has one fixed point.",
+    ]
+    fast = rust_batch_tokenizer(model, embedder.max_seq_length, torch)
+    assert fast is not None
+    reference, ours = model.tokenize(texts), fast(texts)
+    for key, value in ours.items():
+        assert torch.equal(value, reference[key]), key
+    assert ours["input_ids"].shape[1] == embedder.max_seq_length
+    chosen = verified_tokenizer(model, embedder.max_seq_length, torch, texts)
+    assert chosen is not model.tokenize
+    assert embedder.device == "cpu"  # the pipelined (GPU) path, run here on CPU tensors
+    pipelined = embedder.encode_pipelined(texts)
+    plain = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.min(np.sum(pipelined * plain, axis=1)) > 0.9999
+
+
+def test_batch_tokenizer_falls_back_when_it_differs(minilm):
+    """A model whose tokenize differs (here: it adds words of its own) keeps model.tokenize."""
+    torch = pytest.importorskip("torch")
+    from diver.fast_tokenize import verified_tokenizer
+
+    model = minilm.model
+    original = model.tokenize
+
+    class Wrapped:
+        tokenizer = model.tokenizer
+
+        def tokenize(self, texts):
+            return original([t + " added by the model" for t in texts])
+
+    wrapped = Wrapped()
+    assert verified_tokenizer(wrapped, 256, torch, ["Mixed Case text"]) == wrapped.tokenize
 
 
 def _texts_for_chunking():
