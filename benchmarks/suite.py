@@ -46,6 +46,12 @@ def _collection(p: dict, size: int, full: bool) -> dict:
     return run(size, min(30, p["search_queries"]), 3, 8)
 
 
+def _dense_real(p: dict) -> dict:
+    from benchmarks.dense_real_bench import run
+
+    return run(**p["dense_real"])
+
+
 def _llm(p: dict) -> dict:
     from benchmarks.llm_bench import run
 
@@ -114,6 +120,8 @@ def run_suite(p: dict, args: Any) -> int:
         results["collection"] = section(f"collection@{main}", _collection, p, main, True)
     if "dense" in sections:
         results["dense"] = {str(s): section(f"dense@{s}", _dense, p, s) for s in p["sizes"]}
+    if "dense-real" in sections:
+        results["dense-real"] = section("dense-real", _dense_real, p)
     if "llm" in sections:
         results["llm"] = section("llm", _llm, p)
     if "scaling" in sections:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from diver.catalog import Catalog, PreparedDocument
-from diver.dense_search import Allowed, dense_documents
+from diver.dense_search import Allowed, DensePlanner
 from diver.documents import Document, chunk_document, content_hash
 from diver.errors import DocumentNotFound, EmbedderMismatch, InputError, StateError
 from diver.filters import compile_filter, source_of
@@ -50,6 +50,7 @@ class Collection:
         self.store = store
         self._write_lock = threading.Lock()
         self.lexical = LexicalViews(name, directory / "bm25", catalog, engine.settings.bm25)
+        self.dense = DensePlanner(engine.settings.store)  # exact below a size, else HNSW; the exact matrix
 
     # -- info & reads -----------------------------------------------------------------------------
     def info(self) -> CollectionInfo:
@@ -221,9 +222,12 @@ class Collection:
         return self.lexical.current(db)
 
     def warm(self) -> None:
-        """Build or load the BM25 index now (e.g. at server start-up), not on the first query."""
+        """Build or load the BM25 index (and the exact dense matrix, for a collection searched exactly) now,
+        e.g. at server start-up, not on the first query."""
         with self.catalog.snapshot() as db:
             self.lexical.current(db)
+            if self.dense.path(db) == "exact":
+                self.dense.exact.matrix_for(db, self.store)
 
     # -- search -----------------------------------------------------------------------------------
     def search(
@@ -271,6 +275,7 @@ class Collection:
                 timings["filter"] = _ms(t)
                 notes.append(f"filter matched {len(doc_ids)} documents")
             lexical = dense = None
+            dense_path: list[str] = []
             if mode in ("bm25", "hybrid"):
                 t = time.perf_counter()
                 view = self._lexical_view(db)
@@ -280,7 +285,7 @@ class Collection:
                 ]
                 timings["bm25"] = _ms(t)
             if mode in ("dense", "hybrid"):
-                dense = self._dense_top(db, cleaned, pool, exclude, allowed, timings)
+                dense = self._dense_top(db, cleaned, pool, exclude, allowed, timings, dense_path)
             t = time.perf_counter()
             results = []
             for i, query in enumerate(queries):
@@ -290,7 +295,8 @@ class Collection:
                 hits = self._hits(db, ranked, per_retriever)
                 results.append(
                     SearchResult(
-                        collection=self.name, query=query, mode=mode, k=k, hits=hits, notes=list(notes)
+                        collection=self.name, query=query, mode=mode, k=k, hits=hits, notes=list(notes),
+                        dense_path=dense_path[0] if dense_path else None,
                     )
                 )
             timings["fuse_fetch"] = _ms(t)
@@ -306,6 +312,7 @@ class Collection:
         exclude: Sequence[set[str]],
         allowed: Allowed | None,
         timings: dict[str, float],
+        path: list[str],
     ) -> list[dict[str, tuple[float, int]]]:
         t = time.perf_counter()
         vectors = self._embedder().embed_queries(list(queries))
@@ -313,8 +320,9 @@ class Collection:
         t = time.perf_counter()
         view = self.lexical.latest  # chunks per document: the first guess of how many chunks to ask for
         per_doc = view.chunks_per_document if view is not None else 2.0
-        out = dense_documents(self.store, self.catalog, db, vectors, pool, exclude, allowed, per_doc)
+        out, taken = self.dense.search(self.store, self.catalog, db, vectors, pool, exclude, allowed, per_doc)
         timings["dense"] = _ms(t)
+        path.append(taken)
         return out
 
     def chunk_window(self, doc_id: str, around_chunk: int, window: int = 1) -> list[tuple[int, int, int, str]]:

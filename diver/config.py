@@ -106,7 +106,27 @@ class StoreSettings(Section):
         200, ge=16, le=2000, description="HNSW build beam (recall vs build time)."
     )
     hnsw_search_ef: int = Field(
-        600, ge=10, le=5000, description="HNSW query beam: 600 gives recall@10 0.98 on 20k random 384-d vectors."
+        100,
+        ge=10,
+        le=5000,
+        description="HNSW query beam (chroma's ef_search; hnswlib searches with max(ef, results asked)). "
+        "New collections are created with it; an existing collection's stored value is changed to it on "
+        "its first search (chroma applies that from the next process that loads the index) and, while the "
+        "loaded index has a smaller beam, queries ask for at least this many results. Chosen on real "
+        "MiniLM embeddings (benchmarks/dense_real_bench.py): recall@10 >= 0.95 vs exact up to 167k chunks.",
+    )
+    dense_search: Literal["auto", "exact", "hnsw"] = Field(
+        "auto",
+        description="How dense candidates are found: 'exact' scores every chunk vector from an in-memory "
+        "matrix (diver/dense_exact.py; rows x dims x 4 bytes of memory), 'hnsw' asks chroma's ANN index, "
+        "'auto' = exact below dense_exact_below chunks, HNSW from there on.",
+    )
+    dense_exact_below: int = Field(
+        40_000,
+        ge=0,
+        description="dense_search='auto': collections with fewer chunks are searched exactly. The measured "
+        "crossover of exact vs HNSW p50 latency on this project's 2-core machine (benchmarks section "
+        "dense-real); 0 = always HNSW.",
     )
     hnsw_max_neighbors: int = Field(32, ge=4, le=256, description="HNSW M: links per node.")
     write_batch_size: int = Field(

@@ -8,6 +8,10 @@ visible, allowed and not-excluded documents is found or the store is exhausted.
 A selective metadata filter (few allowed chunks) is answered exactly instead: the allowed chunks' vectors
 are read from the store and scored with numpy, so a filter that matches 1% of the corpus still returns
 ``min(k, matching documents)`` documents, never a post-filtered fraction.
+
+``search_dense`` picks the path: a collection below ``StoreSettings.dense_exact_below`` chunks (or
+``dense_search='exact'``) is scored exactly from the in-memory matrix of ``diver.dense_exact``, filters
+and excludes included; larger ones go to HNSW as above.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from diver.catalog import Catalog
+from diver.config import StoreSettings
+from diver.dense_exact import ExactIndex, catalog_generation
 from diver.documents import ChunkScore, rollup_max
 from diver.store import VectorStore
 
@@ -78,11 +84,14 @@ def dense_documents(
     exclude: Sequence[set[str]],
     allowed: Allowed | None = None,
     chunks_per_document: float = 2.0,
+    total: int | None = None,
 ) -> list[DocHits]:
-    """The ``want`` best documents per query vector, by MAX chunk similarity (fewer only if fewer exist)."""
+    """The ``want`` best documents per query vector, by MAX chunk similarity (fewer only if fewer exist).
+
+    ``total``: the visible chunks (the catalog's count); None = ask the store (about 1 ms in chroma)."""
     if allowed is not None and allowed.chunk_count <= EXACT_FILTER_CHUNKS:
         return _exact(store, catalog, db, vectors, want, exclude, allowed)
-    total = store.count()
+    total = store.count() if total is None else total
     out: list[DocHits] = [{} for _ in range(len(vectors))]
     if total == 0 or want <= 0:
         return out
@@ -130,3 +139,51 @@ def _exact(
         docs = _roll_up(row, resolved, exclude[i], allowed)
         out[i] = {d.doc_id: (d.score, d.best_chunk) for d in docs[:want]}
     return out
+
+
+class DensePlanner:
+    """Chooses exact or HNSW per collection size and holds the collection's exact matrix."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        self.settings = settings
+        self.exact = ExactIndex(settings.hnsw_space)
+        self._count: tuple[int, int] | None = None  # (generation, visible chunks)
+
+    def chunk_count(self, db: sqlite3.Connection) -> int:
+        """Visible chunks in the snapshot ``db``, counted once per catalog generation."""
+        generation = catalog_generation(db)
+        cached = self._count
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        count = int(db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+        self._count = (generation, count)
+        return count
+
+    def path(self, db: sqlite3.Connection) -> str:
+        """'exact' or 'hnsw' for this snapshot (``dense_search``, and for 'auto' the collection size)."""
+        mode = self.settings.dense_search
+        if mode == "auto":
+            return "exact" if self.chunk_count(db) < self.settings.dense_exact_below else "hnsw"
+        return mode
+
+    def search(
+        self,
+        store: VectorStore,
+        catalog: Catalog,
+        db: sqlite3.Connection,
+        vectors: np.ndarray,
+        want: int,
+        exclude: Sequence[set[str]],
+        allowed: Allowed | None = None,
+        chunks_per_document: float = 2.0,
+    ) -> tuple[list[DocHits], str]:
+        """(doc hits per query, the path taken: 'exact', 'exact-filter' or 'hnsw')."""
+        if self.path(db) == "exact":
+            matrix = self.exact.matrix_for(db, store)
+            ids = allowed.doc_ids if allowed is not None else None
+            return self.exact.search(matrix, vectors, want, exclude, ids), "exact"
+        self.exact.drop()  # grown past the exact size (or switched): free the matrix
+        if allowed is not None and allowed.chunk_count <= EXACT_FILTER_CHUNKS:
+            return _exact(store, catalog, db, vectors, want, exclude, allowed), "exact-filter"
+        total = self.chunk_count(db)
+        return dense_documents(store, catalog, db, vectors, want, exclude, allowed, chunks_per_document, total), "hnsw"

@@ -36,6 +36,12 @@ class SearchResult(BaseModel):
     hits: list[SearchHit]
     notes: list[str] = Field(default_factory=list, description="e.g. 'k capped from 5000 to 1000'.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    dense_path: str | None = Field(
+        None,
+        description="How dense candidates were found: 'exact' (every chunk scored from the in-memory matrix), "
+        "'hnsw' (chroma's ANN index), 'exact-filter' (a selective filter's chunks scored exactly); None "
+        "without dense retrieval.",
+    )
 
 
 class CollectionInfo(BaseModel):

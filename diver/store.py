@@ -162,27 +162,57 @@ class VectorStore:
             offset += len(page)
 
     def query(self, vectors: np.ndarray, n: int) -> list[list[tuple[str, float]]]:
-        """Nearest chunk ids per query vector, with similarity (1 - cosine distance, or -l2, or ip)."""
-        total = self.count()
-        if total == 0 or n <= 0:
+        """Nearest chunk ids per query vector, with similarity (1 - cosine distance, or -l2, or ip).
+
+        No ``count()`` first (it costs about a millisecond): chroma returns fewer than ``n`` when it holds
+        fewer. While the loaded index's beam is below ``hnsw_search_ef`` (see ``search_beam``), at least
+        that many results are asked for, so the beam is never narrower than configured."""
+        if n <= 0 or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
+        asked = max(n, self.search_beam())
         with _unavailable_as_typed(self.name, "search"):
-            result = self._collection.query(
-                query_embeddings=np.asarray(vectors, dtype=np.float32),
-                n_results=min(n, total),
-                include=["distances"],
-            )
+            try:
+                result = self._collection.query(
+                    query_embeddings=np.asarray(vectors, dtype=np.float32),
+                    n_results=asked,
+                    include=["distances"],
+                )
+            except Exception as exc:  # noqa: BLE001 - chromadb raises untyped errors on an empty index
+                if type(exc).__module__.split(".")[0] in {"httpx", "httpcore"} or self.count() > 0:
+                    raise
+                return [[] for _ in range(len(vectors))]
         space = self.settings.hnsw_space
         out = []
         for ids, distances in zip(result["ids"], result["distances"], strict=True):
-            if space == "cosine":
-                sims = [1.0 - float(d) for d in distances]
-            elif space == "ip":
-                sims = [1.0 - float(d) for d in distances]
+            if space in ("cosine", "ip"):
+                sims = [1.0 - float(d) for d in distances[:n]]
             else:
-                sims = [-float(d) for d in distances]
-            out.append(list(zip(ids, sims, strict=True)))
+                sims = [-float(d) for d in distances[:n]]
+            out.append(list(zip(ids[:n], sims, strict=True)))
         return out
+
+    def search_beam(self) -> int:
+        """Results to ask for at least: 0 when the loaded index's ef_search is the configured one, else
+        ``hnsw_search_ef``. The first call also stores the configured ef_search in the collection's
+        configuration when it differs (a collection made with other settings), which chroma applies when
+        it next loads the index (a new process); until then asking for more results widens the beam."""
+        beam = getattr(self, "_beam", None)
+        if beam is not None:
+            return beam
+        wanted = self.settings.hnsw_search_ef
+        try:
+            stored = int(((self._collection.configuration_json or {}).get("hnsw") or {}).get("ef_search") or 0)
+        except Exception:  # noqa: BLE001 - older servers may not report a configuration
+            stored = 0
+        if stored and stored != wanted:
+            try:
+                self._collection.modify(configuration={"hnsw": {"ef_search": wanted}})
+                log.info("vector store %s: ef_search %d -> %d (applies when the index is next loaded)",
+                         self.name, stored, wanted)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a server that refuses: the result floor still applies
+                log.warning("vector store %s: cannot set ef_search to %d: %s", self.name, wanted, exc)
+        self._beam = wanted if stored and stored < wanted else 0
+        return self._beam
 
 
 @contextmanager

@@ -156,7 +156,9 @@ def test_large_filter_uses_the_ann_path_and_still_fills_k(uneven, monkeypatch):
     import diver.dense_search as dense_search
 
     monkeypatch.setattr(dense_search, "EXACT_FILTER_CHUNKS", 0)  # force the post-filtered ANN loop
+    monkeypatch.setattr(uneven.engine.settings.store, "dense_search", "hnsw")  # not the in-memory matrix
     result = uneven.search("w1 w2", k=10, mode="dense", where={"shelf": {"$lt": 10}})
+    assert result.dense_path == "hnsw"
     assert len(result.hits) == 10
     assert all(h.metadata["shelf"] < 10 for h in result.hits)
 
