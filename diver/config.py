@@ -122,11 +122,11 @@ class StoreSettings(Section):
         "'auto' = exact below dense_exact_below chunks, HNSW from there on.",
     )
     dense_exact_below: int = Field(
-        40_000,
+        20_000,
         ge=0,
-        description="dense_search='auto': collections with fewer chunks are searched exactly. The measured "
-        "crossover of exact vs HNSW p50 latency on this project's 2-core machine (benchmarks section "
-        "dense-real); 0 = always HNSW.",
+        description="dense_search='auto': collections with fewer chunks are searched exactly. The crossover "
+        "of exact vs HNSW p50 latency of the dense stage on the 2-core machine (benchmarks section "
+        "dense-real): ~10-13k chunks for k=10, ~20k for hybrid's 100-document pool; 0 = always HNSW.",
     )
     hnsw_max_neighbors: int = Field(32, ge=4, le=256, description="HNSW M: links per node.")
     write_batch_size: int = Field(
