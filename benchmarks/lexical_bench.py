@@ -38,7 +38,7 @@ def ours(texts: Sequence[str], queries: Sequence[str]) -> dict[str, Any]:
     return {
         "index_s": round(build_s, 2),
         "peak_rss_delta_mb": round(rss.delta_mb, 1),
-        "index_bytes_mb": round((index.data.nbytes + index.indices.nbytes + index.indptr.nbytes) / 2**20, 1),
+        "index_bytes_mb": round(index.nbytes / 2**20, 1),
         "top10": latency_stats(latencies),
         "top1000": latency_stats(lat1000),
         "qps_top10": round(1000.0 / np.mean(latencies), 1),

@@ -7,7 +7,8 @@ Layout of ``data_dir``::
     collections/<name>/meta.json    embedder id, dimensions, chunking, the exact chroma collection names
                               (written last: its absence = half-created)
     collections/<name>/catalog.sqlite   documents and chunks: what is visible (see catalog.py)
-    collections/<name>/bm25/gen-<N>/    BM25 index derived from generation N of the catalog
+    collections/<name>/bm25/   BM25 segments (seg-<id>/) and gen-<N>.json, the segments and deleted
+                              documents of generation N of the catalog (see lexical_store.py)
     chroma/                   embedded chromadb (dense vectors by chunk key)
     cache/                    embedding and LLM caches
 """

@@ -6,15 +6,26 @@
   reference (gensim ``LuceneBM25Model`` applied to documents AND query, dot product):
   ``w(t, x) = idf(t) * tf / (tf + k1 * (1 - b + b * len(x) / avgdl))`` with ``idf = ln(N + 1) - ln(df + 0.5)``.
 
-Both are held as one CSC matrix of per-(row, term) weights, so scoring a query is a weighted sum of a
-few sparse columns, then a MAX roll-up of rows to documents. With numba installed (extra ``bench``) the
-sum is one compiled pass over the postings (3x faster than the ``np.bincount`` fallback) and ``top_k`` is
-bm25s' numba heap; both are compiled when an index is built or loaded, never on the first query.
+Incremental updates (issue 13). The index holds raw term frequencies and row lengths in immutable
+segments (``diver.lexical_segments``): one large base and small deltas of added rows, deleted rows as
+per-segment masks. idf and the length norm depend on N, df and avgdl, which every write changes, so
+storing per-(row, term) weights (format 1) forced a full rebuild (28 s at 167k chunks) after any write.
+Here the GLOBAL statistics are computed over the live rows of all segments when the index is made:
+N and the length total are sums, df is the per-segment df minus the deleted rows' postings, and each
+row's norm ``k1 * (1 - b + b * len / avgdl)`` is one O(rows) array. A query looks its terms up in each
+segment, sums their live df, and the kernel computes ``idf * tf / (tf + norm[row])`` per posting in the
+same float32 operations, in the same order, that format 1 used to precompute, so scores of an updated
+index equal a from-scratch build bit for bit (the same rows in the same order) and the parity with
+bm25s and gensim is unchanged. A term whose every posting is deleted is unknown, as after a rebuild.
+
+Scoring a query is a sum over a few sparse columns per segment, then a MAX roll-up of rows to
+documents. With numba installed (extra ``bench``) the sum is one compiled pass over the postings (3x
+faster than the ``np.bincount`` fallback, which gives the same scores) and it is compiled when an index
+is built or loaded, never on the first query.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter
@@ -26,19 +37,28 @@ import numpy as np
 import Stemmer
 
 from diver.config import BM25Settings
-from diver.errors import CorruptIndex
+from diver.lexical_segments import (
+    Postings,
+    build_postings,
+    load_postings,
+    merge_postings,
+    save_postings,
+)
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
 _kernels: dict[str, object] = {}
 _kernels_lock = threading.Lock()
 
 
-def _accumulate_kernel(indptr, indices, data, terms, weights, out):  # pragma: no cover - compiled by numba
+def _accumulate_kernel(
+    indptr, indices, tf, norm, terms, idf, weights, offset, out
+):  # pragma: no cover - numba
     for j in range(terms.shape[0]):
         weight = weights[j]
+        term_idf = idf[j]
         for p in range(indptr[terms[j]], indptr[terms[j] + 1]):
-            out[indices[p]] += weight * data[p]
+            row = indices[p]
+            out[offset + row] += weight * (term_idf * tf[p] / (tf[p] + norm[row]))
 
 
 def _numba_kernels() -> dict[str, object]:
@@ -57,11 +77,12 @@ def _numba_kernels() -> dict[str, object]:
             accumulate = numba.njit(nogil=True, cache=True)(_accumulate_kernel)
         except RuntimeError:  # no writable cache location: compile per process
             accumulate = numba.njit(nogil=True)(_accumulate_kernel)
-        for writeable in (True, False):  # loaded indexes are read-only memory maps: compile both
-            indptr, indices, data = np.zeros(2, np.int64), np.zeros(1, np.int32), np.zeros(1, np.float32)
-            for array in (indptr, indices, data):
+        for writeable in (True, False):  # loaded segments are read-only memory maps: compile both
+            indptr, indices, tf = np.zeros(2, np.int64), np.zeros(1, np.int32), np.ones(1, np.float32)
+            for array in (indices, tf):
                 array.flags.writeable = writeable
-            accumulate(indptr, indices, data, np.zeros(1, np.int64), np.zeros(1, np.float32), np.zeros(1))
+            one = np.ones(1, np.float32)
+            accumulate(indptr, indices, tf, one, np.zeros(1, np.int64), one, one, 0, np.zeros(1))
         _kernels["accumulate"] = accumulate
         return _kernels
 
@@ -119,26 +140,43 @@ class BM25Tokenizer:
 
 
 class LexicalIndex:
-    """A BM25 index over ``n`` rows (chunks). Immutable once built; rebuild to change."""
+    """BM25 over the rows of its segments, in order; ``dead[s]`` masks deleted rows of segment ``s``.
+
+    Immutable: ``with_changes`` returns a new index sharing the unchanged segments (searches running on
+    the old one are undisturbed). Deleted rows score 0."""
 
     def __init__(
         self,
         settings: BM25Settings,
-        vocab: dict[str, int],
-        data: np.ndarray,
-        indices: np.ndarray,
-        indptr: np.ndarray,
-        num_rows: int,
-        idf: np.ndarray | None = None,
-        avgdl: float = 1.0,
+        segments: Sequence[Postings],
+        dead: Sequence[np.ndarray | None] | None = None,
+        live_df: Sequence[np.ndarray] | None = None,
     ) -> None:
         self.settings = settings
         self.tokenizer = BM25Tokenizer(settings)
-        self.vocab = vocab
-        self.data, self.indices, self.indptr = data, indices, indptr
-        self.num_rows = num_rows
-        self.idf = idf
-        self.avgdl = avgdl
+        self.segments = tuple(segments)
+        self.dead = tuple(dead) if dead is not None else (None,) * len(self.segments)
+        if live_df is None:
+            live_df = [_live_df(p, d) for p, d in zip(self.segments, self.dead, strict=True)]
+        self.live_df = tuple(live_df)
+        sizes = [p.num_rows for p in self.segments]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.num_rows = int(self.offsets[-1])
+        live_lengths = [
+            p.lengths if d is None else p.lengths[~d] for p, d in zip(self.segments, self.dead, strict=True)
+        ]
+        self.num_live = sum(len(x) for x in live_lengths)
+        total = sum(int(x.sum(dtype=np.int64)) for x in live_lengths)
+        self.avgdl = total / self.num_live if total > 0 else 1.0  # == lengths.mean() of a rebuild: integers
+        k1, b = settings.k1, settings.b
+        self.norms = tuple(
+            (k1 * (1 - b + b * p.lengths.astype(np.float64) / self.avgdl)).astype(np.float32)
+            for p in self.segments
+        )
+        dead_rows = [
+            np.flatnonzero(d) + o for d, o in zip(self.dead, self.offsets, strict=False) if d is not None
+        ]
+        self.dead_rows = np.concatenate(dead_rows) if dead_rows else np.zeros(0, np.int64)
         warm_kernels()
 
     # -- building ---------------------------------------------------------------------------------
@@ -149,126 +187,124 @@ class LexicalIndex:
     @classmethod
     def build_streaming(cls, batches: Iterable[Sequence[str]], settings: BM25Settings) -> LexicalIndex:
         """Build from batches of row texts, holding only numpy arrays of (row, term, tf) in memory."""
-        tokenizer = BM25Tokenizer(settings)
-        vocab: dict[str, int] = {}
-        rows_parts, terms_parts, tf_parts, length_parts = [], [], [], []
-        offset = 0
-        for batch in batches:
-            tokens = tokenizer.tokenize(batch)
-            lengths = np.fromiter((len(row) for row in tokens), dtype=np.int64, count=len(tokens))
-            flat = np.fromiter(
-                (vocab.setdefault(tok, len(vocab)) for row in tokens for tok in row),
-                dtype=np.int64,
-                count=int(lengths.sum()),
-            )
-            local_rows = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
-            keys, tf = np.unique(local_rows * (len(vocab) + 1) + flat, return_counts=True)
-            rows_parts.append((keys // (len(vocab) + 1) + offset).astype(np.int32))
-            terms_parts.append((keys % (len(vocab) + 1)).astype(np.int32))
-            tf_parts.append(tf.astype(np.float32))
-            length_parts.append(lengths)
-            offset += len(tokens)
-        if not vocab:
-            return cls._empty(settings, offset)
-        rows = np.concatenate(rows_parts)
-        terms = np.concatenate(terms_parts)
-        tf = np.concatenate(tf_parts)
-        del rows_parts, terms_parts, tf_parts
-        lengths = np.concatenate(length_parts).astype(np.float64)
-        n, k1, b = offset, settings.k1, settings.b
-        avgdl = float(lengths.mean()) if lengths.sum() > 0 else 1.0
-        df = np.bincount(terms, minlength=len(vocab)).astype(np.float64)
-        if settings.query_side:  # gensim LuceneBM25Model
-            idf = np.log(n + 1.0) - np.log(df + 0.5)
-        else:  # bm25s / Lucene
-            idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-        norm = (k1 * (1 - b + b * lengths / avgdl)).astype(np.float32)
-        weights = (idf.astype(np.float32)[terms] * tf / (tf + norm[rows])).astype(np.float32)
-        order = np.argsort(terms, kind="stable")  # rows stay ascending within a term
-        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
-        np.cumsum(df.astype(np.int64), out=indptr[1:])
-        return cls(
-            settings,
-            vocab,
-            weights[order],
-            rows[order],
-            indptr,
-            n,
-            idf=idf.astype(np.float32) if settings.query_side else None,
-            avgdl=avgdl,
-        )
+        return cls(settings, [build_postings(batches, BM25Tokenizer(settings).tokenize)])
 
-    @classmethod
-    def _empty(cls, settings: BM25Settings, n: int) -> LexicalIndex:
-        return cls(settings, {}, np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64), n)
+    def with_changes(
+        self, added: Postings | None = None, deleted_rows: np.ndarray | None = None
+    ) -> LexicalIndex:
+        """A new index: ``added`` rows appended as a segment, ``deleted_rows`` (global row numbers) masked."""
+        dead, live_df = list(self.dead), list(self.live_df)
+        if deleted_rows is not None and len(deleted_rows):
+            deleted_rows = np.unique(np.asarray(deleted_rows, dtype=np.int64))
+            segment_of = np.searchsorted(self.offsets, deleted_rows, side="right") - 1
+            for s in np.unique(segment_of).tolist():
+                postings = self.segments[s]
+                newly = np.zeros(postings.num_rows, dtype=bool)
+                newly[deleted_rows[segment_of == s] - self.offsets[s]] = True
+                if dead[s] is not None:
+                    newly &= ~dead[s]
+                    dead[s] = dead[s] | newly
+                else:
+                    dead[s] = newly
+                live_df[s] = live_df[s] - _postings_per_term(postings, newly)
+        segments = list(self.segments)
+        if added is not None and added.num_rows:
+            segments.append(added)
+            dead.append(None)
+            live_df.append(added.df)
+        return LexicalIndex(self.settings, segments, dead, live_df)
+
+    def merged(self) -> Postings:
+        """The live rows as one segment (deleted rows dropped, terms renumbered)."""
+        if len(self.segments) == 1 and self.dead[0] is None:
+            return self.segments[0]
+        return merge_postings(list(zip(self.segments, self.dead, strict=True)))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.segments)
 
     # -- scoring ----------------------------------------------------------------------------------
-    def query_weights(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """Term ids and weights of one query (unknown terms dropped)."""
+    def query_terms(self, query: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The query's known terms (live df > 0 in some segment), their idf (float32) and query weights."""
         tokens = self.tokenizer.tokenize([query])[0]
-        counts = Counter(self.vocab[t] for t in tokens if t in self.vocab)
-        if not counts:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        term_ids = np.fromiter(counts.keys(), dtype=np.int64)
-        tf = np.fromiter(counts.values(), dtype=np.float64)
-        if not self.settings.query_side:
-            return term_ids, tf.astype(np.float32)  # bm25s sums a repeated query term once per occurrence
-        assert self.idf is not None
-        qlen = tf.sum()
-        norm = self.settings.k1 * (1 - self.settings.b + self.settings.b * qlen / self.avgdl)
-        return term_ids, (self.idf[term_ids] * tf / (tf + norm)).astype(np.float32)
+        counts = Counter(tokens)
+        df = np.zeros(len(counts), dtype=np.int64)
+        for postings, live_df in zip(self.segments, self.live_df, strict=True):
+            for j, term in enumerate(counts):
+                local = postings.vocab.get(term)
+                if local is not None:
+                    df[j] += live_df[local]
+        known = [term for term, d in zip(counts, df.tolist(), strict=True) if d > 0]
+        if not known:
+            return [], np.zeros(0, np.float32), np.zeros(0, np.float32)
+        df = df[df > 0].astype(np.float64)
+        tf = np.fromiter((counts[t] for t in known), dtype=np.float64, count=len(known))
+        n, k1, b = self.num_live, self.settings.k1, self.settings.b
+        if not self.settings.query_side:  # bm25s / Lucene
+            idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+            return known, idf, tf.astype(np.float32)  # bm25s sums a repeated query term once per occurrence
+        idf = (np.log(n + 1.0) - np.log(df + 0.5)).astype(np.float32)  # gensim LuceneBM25Model
+        norm = k1 * (1 - b + b * tf.sum() / self.avgdl)
+        return known, idf, (idf * tf / (tf + norm)).astype(np.float32)
 
     def score(self, query: str) -> np.ndarray:
-        """BM25 score of every row for one query (float32, length ``num_rows``)."""
-        term_ids, weights = self.query_weights(query)
-        if term_ids.size == 0:
+        """BM25 score of every row for one query (float32, length ``num_rows``; deleted rows 0)."""
+        terms, idf, weights = self.query_terms(query)
+        if not terms:
             return np.zeros(self.num_rows, dtype=np.float32)
         accumulate = _numba_kernels().get("accumulate")
-        if accumulate is not None:
-            out = np.zeros(self.num_rows, dtype=np.float64)
-            accumulate(self.indptr, self.indices, self.data, term_ids, weights, out)  # type: ignore[operator]
-            return out.astype(np.float32)
-        starts, ends = self.indptr[term_ids], self.indptr[term_ids + 1]
-        rows = np.concatenate([self.indices[s:e] for s, e in zip(starts, ends, strict=True)])
-        values = np.concatenate([self.data[s:e] * w for s, e, w in zip(starts, ends, weights, strict=True)])
-        return np.bincount(rows, weights=values, minlength=self.num_rows).astype(np.float32)
+        out = np.zeros(self.num_rows, dtype=np.float64)
+        for s, postings in enumerate(self.segments):
+            found = [(j, postings.vocab[t]) for j, t in enumerate(terms) if t in postings.vocab]
+            if not found:
+                continue
+            which = np.fromiter((j for j, _ in found), dtype=np.int64, count=len(found))
+            local = np.fromiter((t for _, t in found), dtype=np.int64, count=len(found))
+            args = (
+                postings.indptr,
+                postings.indices,
+                postings.tf,
+                self.norms[s],
+                local,
+                idf[which],
+                weights[which],
+            )
+            if accumulate is not None:
+                accumulate(*args, int(self.offsets[s]), out)  # type: ignore[operator]
+            else:
+                _accumulate_numpy(*args, out[self.offsets[s] : self.offsets[s + 1]])
+        scores = out.astype(np.float32)
+        scores[self.dead_rows] = 0.0
+        return scores
 
-    # -- persistence ------------------------------------------------------------------------------
+    # -- persistence (one segment; collections keep several, see ``diver.lexical_store``) -----------
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        np.save(directory / "data.npy", self.data)
-        np.save(directory / "indices.npy", self.indices)
-        np.save(directory / "indptr.npy", self.indptr)
-        if self.idf is not None:
-            np.save(directory / "idf.npy", self.idf)
-        (directory / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
-        params = {
-            "format": FORMAT_VERSION,
-            "num_rows": self.num_rows,
-            "avgdl": self.avgdl,
-            "settings": self.settings.model_dump(),
-        }
-        (directory / "params.json").write_text(json.dumps(params), encoding="utf-8")
+        save_postings(self.merged(), directory, self.settings)
 
     @classmethod
     def load(cls, directory: Path, settings: BM25Settings) -> LexicalIndex:
-        try:
-            params = json.loads((directory / "params.json").read_text(encoding="utf-8"))
-            if params.get("format") != FORMAT_VERSION or params.get("settings") != settings.model_dump():
-                raise CorruptIndex(
-                    f"BM25 index at {directory} was built with other settings; it will be rebuilt"
-                )
-            vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-            idf_path = directory / "idf.npy"
-            return cls(
-                settings,
-                vocab,
-                np.load(directory / "data.npy", mmap_mode="r"),
-                np.load(directory / "indices.npy", mmap_mode="r"),
-                np.load(directory / "indptr.npy"),
-                int(params["num_rows"]),
-                idf=np.load(idf_path) if idf_path.exists() else None,
-                avgdl=float(params["avgdl"]),
-            )
-        except (OSError, ValueError, KeyError) as exc:
-            raise CorruptIndex(f"BM25 index at {directory} is unreadable: {exc}") from exc
+        return cls(settings, [load_postings(directory, settings)])
+
+
+def _accumulate_numpy(indptr, indices, tf, norm, terms, idf, weights, out) -> None:  # noqa: ANN001
+    """The kernel's sums with numpy: the same float32 operations in the same order per row."""
+    starts, ends = indptr[terms], indptr[terms + 1]
+    rows = np.concatenate([indices[s:e] for s, e in zip(starts, ends, strict=True)])
+    values = np.concatenate(
+        [
+            w * (i * tf[s:e] / (tf[s:e] + norm[indices[s:e]]))
+            for s, e, i, w in zip(starts, ends, idf, weights, strict=True)
+        ]
+    )
+    out += np.bincount(rows, weights=values, minlength=len(out))
+
+
+def _postings_per_term(postings: Postings, rows: np.ndarray) -> np.ndarray:
+    """How many postings of each term fall in the masked ``rows`` (their df share)."""
+    positions = np.flatnonzero(rows[postings.indices])
+    return np.bincount(postings.term_of_postings(positions), minlength=len(postings.terms))
+
+
+def _live_df(postings: Postings, dead: np.ndarray | None) -> np.ndarray:
+    return postings.df if dead is None else postings.df - _postings_per_term(postings, dead)

@@ -230,8 +230,8 @@ def test_corrupt_bm25_files_are_rebuilt(tmp_path):
         col = eng.collection("maths", create=True)
         col.upsert(DOCS)
         col.warm()
-    [gen] = list((settings.data_dir / "collections" / "maths" / "bm25").glob("gen-*"))
-    (gen / "params.json").write_text("garbage")
+    [segment] = list((settings.data_dir / "collections" / "maths" / "bm25").glob("seg-*"))
+    (segment / "params.json").write_text("garbage")
     with Engine(settings) as eng:
         assert eng.collection("maths").search("hypotenuse", mode="bm25").hits[0].id == "pyth"
 
