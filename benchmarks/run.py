@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="comma-separated corpus sizes, e.g. 10k,100k,1m")
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/torch threads (default 1)")
-    parser.add_argument("--sections", default="lexical,dense,dense-real,collection,llm,scaling")
+    parser.add_argument("--sections", default="lexical,bm25-update,dense,dense-real,collection,llm,scaling")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
     _pin_threads(args.threads)

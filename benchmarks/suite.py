@@ -58,6 +58,12 @@ def _llm(p: dict) -> dict:
     return run(**p["llm"])
 
 
+def _bm25_update(size: int) -> dict:
+    from benchmarks.bm25_update_bench import run
+
+    return run(size)
+
+
 def _lexical_scaling(size: int) -> dict:
     from benchmarks.lexical_bench import ours_at_size
 
@@ -122,6 +128,8 @@ def run_suite(p: dict, args: Any) -> int:
         results["dense"] = {str(s): section(f"dense@{s}", _dense, p, s) for s in p["sizes"]}
     if "dense-real" in sections:
         results["dense-real"] = section("dense-real", _dense_real, p)
+    if "bm25-update" in sections:
+        results["bm25-update"] = section(f"bm25-update@{main}", _bm25_update, main)
     if "llm" in sections:
         results["llm"] = section("llm", _llm, p)
     if "scaling" in sections:
