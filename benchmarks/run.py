@@ -43,6 +43,7 @@ def plan(args: argparse.Namespace) -> dict:
             "real_sample_docs": 24,
             "dense_queries": 30,
             "hnsw_max": 10_000,
+            "write": {"sizes": [10_000], "old_max": 10_000, "queries": 50},
             "dense_real": {"sizes": (5_000, 10_000), "efs": (20, 60, 100), "queries": 50, "real_queries": 10},
             "llm": {"documents": 40, "delay_s": 0.05, "concurrencies": (1, 4, 16)},
         }
@@ -58,6 +59,7 @@ def plan(args: argparse.Namespace) -> dict:
         "real_sample_docs": 100,
         "dense_queries": 100,
         "hnsw_max": 10_000,
+        "write": {"sizes": [50_000, 166_780], "old_max": 50_000, "queries": 200},  # old settings: ~250/s
         "dense_real": {"queries": 200, "real_queries": 50},  # sizes 5k..167k chunks (dense_real_bench.SIZES)
         "llm": {"documents": 100, "delay_s": 0.3, "concurrencies": (1, 4, 16, 64)},
     }
@@ -68,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="comma-separated corpus sizes, e.g. 10k,100k,1m")
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/torch threads (default 1)")
-    parser.add_argument("--sections", default="lexical,bm25-update,dense,dense-real,collection,llm,scaling")
+    parser.add_argument(
+        "--sections", default="lexical,bm25-update,dense,dense-real,write,collection,llm,scaling"
+    )
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
     _pin_threads(args.threads)

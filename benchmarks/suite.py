@@ -64,6 +64,12 @@ def _bm25_update(size: int) -> dict:
     return run(size)
 
 
+def _write(p: dict, size: int) -> dict:
+    from benchmarks.write_bench import run
+
+    return run(size, p["write"]["queries"], old=size <= p["write"]["old_max"])
+
+
 def _lexical_scaling(size: int) -> dict:
     from benchmarks.lexical_bench import ours_at_size
 
@@ -128,6 +134,8 @@ def run_suite(p: dict, args: Any) -> int:
         results["dense"] = {str(s): section(f"dense@{s}", _dense, p, s) for s in p["sizes"]}
     if "dense-real" in sections:
         results["dense-real"] = section("dense-real", _dense_real, p)
+    if "write" in sections:
+        results["write"] = {str(s): section(f"write@{s}", _write, p, s) for s in p["write"]["sizes"]}
     if "bm25-update" in sections:
         results["bm25-update"] = section(f"bm25-update@{main}", _bm25_update, main)
     if "llm" in sections:
