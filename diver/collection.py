@@ -143,7 +143,10 @@ class Collection:
             )
         self.catalog.log_pending(keys)  # intent first: a crash after this leaves strays we can find
         with self._store_write():
-            self.store.upsert(keys, vectors)
+            # ``add``, not ``upsert`` (~20% less chroma time per vector): a chunk key derives from the document's
+            # id and content, and every stray key (a replaced document's, a crashed batch's) left the store in
+            # ``_reconcile`` before this batch, so these keys are new to it (tests/test_store_write.py).
+            self.store.add(keys, vectors)
             added, replaced = self.catalog.commit(prepared)
         report.added += added
         report.replaced += replaced

@@ -110,6 +110,7 @@ class VectorStore:
                 "ef_construction": settings.hnsw_construction_ef,
                 "ef_search": settings.hnsw_search_ef,
                 "max_neighbors": settings.hnsw_max_neighbors,
+                "sync_threshold": settings.hnsw_sync_threshold,
             }
         }
         try:
@@ -131,6 +132,17 @@ class VectorStore:
             part = slice(start, start + CHROMA_PAGE)
             with _unavailable_as_typed(self.name, "write"):
                 self._collection.upsert(
+                    ids=list(ids[part]), embeddings=np.asarray(vectors[part], dtype=np.float32)
+                )
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Write vectors under ids the store does not hold. Cheaper than ``upsert`` for chroma (no update
+        path), but an id it already holds keeps its old vector: only for ids known to be new, or whose
+        stored vector is the same (``Collection``'s chunk keys derive from document id and content)."""
+        for start in range(0, len(ids), CHROMA_PAGE):
+            part = slice(start, start + CHROMA_PAGE)
+            with _unavailable_as_typed(self.name, "write"):
+                self._collection.add(
                     ids=list(ids[part]), embeddings=np.asarray(vectors[part], dtype=np.float32)
                 )
 

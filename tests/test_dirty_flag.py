@@ -64,13 +64,13 @@ def test_a_store_failure_mid_write_still_forces_the_rebuild(tmp_path, monkeypatc
     with Engine(settings) as eng:
         col = eng.collection("maths", create=True)
         col.upsert(DOCS[:2])
-        real_upsert = col.store.upsert
+        real_add = col.store.add  # Collection writes new chunk keys with add (tests/test_store_write.py)
 
         def half_written(keys, vectors):
-            real_upsert(keys[:1], vectors[:1])  # part of the batch reached chroma ...
+            real_add(keys[:1], vectors[:1])  # part of the batch reached chroma ...
             raise ConnectionError("chroma server went away")  # ... then the write died
 
-        monkeypatch.setattr(col.store, "upsert", half_written)
+        monkeypatch.setattr(col.store, "add", half_written)
         with pytest.raises(ConnectionError):
             col.upsert(DOCS[2:])
         assert col.catalog.get_meta("dirty") == "1"
