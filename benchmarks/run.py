@@ -71,10 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/torch threads (default 1)")
     parser.add_argument(
-        "--sections", default="lexical,bm25-update,dense,dense-real,write,collection,llm,scaling"
+        "--sections",
+        default="lexical,bm25-update,dense,dense-real,write,collection,llm,scaling,million",
+        help="million: the largest size's chunks through the collection path (skipped with --quick)",
     )
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sections = ",".join(s for s in args.sections.split(",") if s != "million")
+        os.environ.setdefault("DIVER_BENCH_REAL_CHUNKS", "2000")  # embed 2k real chunks, not ~25k
     _pin_threads(args.threads)
     from benchmarks.suite import run_suite
 

@@ -76,6 +76,12 @@ def _lexical_scaling(size: int) -> dict:
     return ours_at_size(size, 50)
 
 
+def _million(size: int) -> dict:
+    from benchmarks.million_bench import run
+
+    return run(size)
+
+
 def _extrapolate(results: dict) -> None:
     """HNSW at the largest dense size from the largest HNSW actually built (collection chunks or 10k)."""
     from benchmarks.dense_bench import extrapolate_hnsw
@@ -147,6 +153,9 @@ def run_suite(p: dict, args: Any) -> int:
             if size < main:
                 scaling["collection"][str(size)] = section(f"collection@{size}", _collection, p, size, False)
         results["scaling"] = scaling
+    if "million" in sections:
+        biggest = max(p["sizes"])
+        results["million"] = section(f"million@{biggest}", _million, biggest)
     _extrapolate(results)
     results["total_s"] = round(time.perf_counter() - started, 1)
     out_dir = Path(args.out) if args.out else RESULTS
