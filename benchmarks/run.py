@@ -59,7 +59,7 @@ def plan(args: argparse.Namespace) -> dict:
         "real_sample_docs": 100,
         "dense_queries": 100,
         "hnsw_max": 10_000,
-        "write": {"sizes": [50_000, 166_780], "old_max": 50_000, "queries": 200},  # old settings: ~250/s
+        "write": {"sizes": [50_000, 166_780], "old_max": 166_780, "queries": 200},  # ~3 + ~5 min
         "dense_real": {"queries": 200, "real_queries": 50},  # sizes 5k..167k chunks (dense_real_bench.SIZES)
         "llm": {"documents": 100, "delay_s": 0.3, "concurrencies": (1, 4, 16, 64)},
     }

@@ -106,9 +106,9 @@ class StoreSettings(Section):
         128,
         ge=16,
         le=2000,
-        description="HNSW build beam (chroma's ef_construction), fixed when a collection is created. Build "
-        "time is HNSW construction (hnswlib's distance kernel), roughly proportional to it: 200 wrote "
-        "~235 vectors/s at 167k; see hnsw_max_neighbors and benchmarks/write_bench.py.",
+        description="HNSW build beam (chroma's ef_construction), fixed when a collection is created. Most of "
+        "the write time is HNSW construction (hnswlib's distance kernel), which grows with it; see "
+        "hnsw_max_neighbors and benchmarks/write_bench.py.",
     )
     hnsw_search_ef: int = Field(
         100,
@@ -139,9 +139,10 @@ class StoreSettings(Section):
         le=256,
         description="HNSW M (links per node), fixed when a collection is created. With "
         "hnsw_construction_ef: chosen on real MiniLM embeddings at 167k chunks (benchmarks/write_bench.py) "
-        "for recall@10 >= 0.95 vs exact at ef_search 100 (0.976) while writing ~2,400 vectors/s on the 2-core "
-        "machine (32/200 before: ~235/s; ef_construction <= 96 plateaus at recall ~0.87 there). An existing "
-        "collection keeps the values it was created with (chroma ignores other settings when opening it).",
+        "for recall@10 >= 0.95 vs exact at ef_search 100 (0.978): ~2,600 vectors/s into the store on the 2-core "
+        "machine vs ~1,500 with 32/200 in the same run; ef_construction <= 96 plateaus at recall ~0.87 "
+        "there. An existing collection keeps the values it was created with (chroma ignores other settings "
+        "when opening it; dense rebuilds create a new one with the current settings).",
     )
     hnsw_sync_threshold: int = Field(
         10_000,
