@@ -76,7 +76,16 @@ def main(argv: list[str] | None = None) -> int:
         help="million: the largest size's chunks through the collection path (skipped with --quick)",
     )
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    parser.add_argument(
+        "--report",
+        metavar="JSON",
+        help="only rewrite latest.md, the plots and the README table from a results JSON",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        from benchmarks.suite import report_only
+
+        return report_only(args.report)
     if args.quick:
         args.sections = ",".join(s for s in args.sections.split(",") if s != "million")
         os.environ.setdefault("DIVER_BENCH_REAL_CHUNKS", "2000")  # embed 2k real chunks, not ~25k

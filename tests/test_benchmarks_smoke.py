@@ -111,3 +111,29 @@ def test_gpu_probe_cpu_fallback(tmp_path, monkeypatch):
     monkeypatch.setenv("OUT", str(tmp_path))
     assert probe.main(["--tiny", "--model", str(tmp_path / "missing"), "--sizes", "4"]) == 0
     assert json.loads((tmp_path / "gpu_probe.json").read_text())["device"] == "cpu"
+
+
+def test_report_regenerates_the_readme_block_from_results(tmp_path):
+    """The README's performance table is replaced between its markers by the run's targets, misses included."""
+    from benchmarks.report import targets
+    from benchmarks.report_perf import BEGIN, END, update_readme
+
+    results = {
+        "bm25-update": {
+            "chunks": 169_764,
+            "add_100": {"next_search_s": 0.4, "rebuild_s": 27.0, "max_abs_diff": 0.0, "top10_equal": True},
+            "delete_100": {"next_search_s": 1.7, "rebuild_s": 25.0, "max_abs_diff": 0.0, "top10_equal": True},
+        },
+        "write": {"166780": {"size": 166_780, "new": {"vectors_per_s": 2600.0, "settings": {"M": 16}}}},
+    }
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{BEGIN}\nold table\n{END}\nafter\n", encoding="utf-8")
+    assert update_readme(targets(results), "benchmarks/results/x.json", readme)
+    text = readme.read_text(encoding="utf-8")
+    assert "old table" not in text and text.startswith("intro\n") and text.endswith("after\n")
+    bm25 = next(line for line in text.splitlines() if line.startswith("| 9. BM25"))
+    assert bm25.endswith("| **missed** |")  # 1.7 s after deleting is over the 1 s target
+    write = next(line for line in text.splitlines() if line.startswith("| 7. write path"))
+    assert "2,600/s" in write and write.endswith("| **missed** |")
+    readme.write_text("no markers\n", encoding="utf-8")
+    assert not update_readme(targets(results), "x.json", readme)
