@@ -80,6 +80,7 @@ def test_collection_sections(tmp_path, monkeypatch):
 
     result = run(60, queries=3, real_queries=1, real_sample_docs=4, workdir=tmp_path)
     assert result["indexing"]["documents"] == 60
+    assert result["indexing"]["split_s"]["chroma_write_s"] > 0  # the store write is timed (add, not upsert)
     assert 0 < result["indexing"]["embedding_share_cpu"] <= 1
     assert set(result["search_real_minilm"]["parts_p50_ms"]) >= {"bm25", "embed", "dense"}
 
