@@ -54,7 +54,9 @@ def test_chroma_server_outage_gives_a_typed_error_and_recovery_resumes(tmp_path:
 
     port = free_port()
     chroma = start_chroma(tmp_path, port)
-    settings = make_settings(tmp_path, store={"chroma_url": f"http://127.0.0.1:{port}"})
+    # dense searches through the store: a collection this small would otherwise be searched from its exact
+    # in-memory matrix (store.dense_exact_below), which keeps answering while the server is away
+    settings = make_settings(tmp_path, store={"chroma_url": f"http://127.0.0.1:{port}", "dense_search": "hnsw"})
     try:
         with Engine(settings) as engine:
             col = engine.collection("notes", create=True)
@@ -94,6 +96,33 @@ def test_chroma_server_outage_gives_a_typed_error_and_recovery_resumes(tmp_path:
             assert col.info().documents == 33
             assert sorted(col.store.all_ids()) == sorted(col.catalog.all_keys())
             assert [h.id for h in col.search("topic3 graphs", k=5, mode="dense").hits][:1] == before[:1]
+    finally:
+        stop(chroma)
+
+
+def test_small_collection_answers_from_its_exact_matrix_during_an_outage(tmp_path: Path) -> None:
+    """Below store.dense_exact_below, dense search reads the in-memory matrix: it keeps answering (the same
+    hits) while the Chroma server is away; a write still fails whole and leaves nothing visible."""
+    from tests_support import make_settings
+
+    from diver.engine import Engine
+
+    port = free_port()
+    chroma = start_chroma(tmp_path, port)
+    settings = make_settings(tmp_path, store={"chroma_url": f"http://127.0.0.1:{port}"})
+    try:
+        with Engine(settings) as engine:
+            col = engine.collection("notes", create=True)
+            col.upsert(docs("n", 30))
+            first = col.search("topic3 graphs", k=5, mode="dense")
+            assert first.dense_path == "exact"
+            stop(chroma)
+            during = col.search("topic3 graphs", k=5, mode="dense")
+            assert [(h.id, h.score) for h in during.hits] == [(h.id, h.score) for h in first.hits]
+            with pytest.raises(VectorStoreUnavailable):
+                col.upsert(docs("lost", 3))
+            assert col.info().documents == 30
+            assert [h.id for h in col.search("topic3 graphs", k=5, mode="dense").hits] == [h.id for h in first.hits]
     finally:
         stop(chroma)
 
