@@ -24,13 +24,12 @@ from benchmarks.corpus import SyntheticCorpus
 from benchmarks.engine_bench import FakeEmbedder, index_collection
 
 
-def chunks_per_document(sample: int = 400) -> float:
+def chunks_per_document(embedder: FakeEmbedder, sample: int = 400) -> float:
     """Chunks per synthetic document as the collection cuts them (its chunker and settings), from a sample."""
     from diver.config import load_settings
     from diver.documents import Document, chunk_document
 
     chunking = load_settings().chunking
-    embedder = FakeEmbedder()
     budget = chunking.max_tokens or embedder.chunk_token_budget()
     texts = SyntheticCorpus(sample, batch=sample).texts(0)
     counts = [
@@ -77,13 +76,13 @@ def run(chunks: int = 1_000_000, queries: int = 100, workdir: Path | None = None
     from diver.config import load_settings
     from diver.engine import Engine
 
-    per_doc = chunks_per_document()
+    embedder = FakeEmbedder()
+    per_doc = chunks_per_document(embedder)
     documents = int(round(chunks / per_doc))
     corpus = SyntheticCorpus(documents)
     query_texts = corpus.queries(queries)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, PeakRSS() as rss:
         settings = load_settings(data_dir=Path(tmp), embedding={"cache": False}, llm={"cache": False})
-        embedder = FakeEmbedder()
         engine = Engine(settings, embedder=embedder)
         try:
             col = engine.collection("million", create=True)
@@ -98,7 +97,7 @@ def run(chunks: int = 1_000_000, queries: int = 100, workdir: Path | None = None
                 for name, value in result.timings_ms.items():
                     parts.setdefault(name, []).append(value)
             hybrid = latency_stats(totals)
-            qvec = query_vectors()[: min(queries, len(query_vectors()))]
+            qvec = query_vectors()[:queries]
             dense_lat, found = [], []
             for vector in qvec:
                 started = time.perf_counter()

@@ -55,6 +55,12 @@ class PreparedDocument:
         return [chunk_key(self.hash, c.index) for c in self.chunks]
 
 
+
+def snapshot_generation(db: sqlite3.Connection) -> int:
+    """The catalog generation seen by ``db`` (a snapshot's connection): bumped by every visible change."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    return int(row[0]) if row else 0
+
 class Catalog:
     def __init__(self, path: Path, create: bool) -> None:
         if not create and not path.exists():
@@ -107,7 +113,7 @@ class Catalog:
 
     @property
     def generation(self) -> int:
-        return int(self.get_meta("generation") or 0)
+        return snapshot_generation(self._reader())
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

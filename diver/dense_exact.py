@@ -29,16 +29,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from diver.catalog import snapshot_generation
 from diver.store import VectorStore
 
 log = logging.getLogger(__name__)
 DocHits = dict[str, tuple[float, int]]  # doc id -> (MAX chunk similarity, best chunk index)
 QUERY_BLOCK = 32  # queries scored per matrix product
-
-
-def catalog_generation(db: sqlite3.Connection) -> int:
-    row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-    return int(row[0]) if row else 0
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,7 @@ class ExactIndex:
 
     def matrix_for(self, db: sqlite3.Connection, store: VectorStore) -> ExactMatrix:
         """The matrix of exactly the chunks ``db`` (a catalog snapshot) sees, built or re-synced if needed."""
-        generation = catalog_generation(db)
+        generation = snapshot_generation(db)
         current = self._current
         if current is not None and current.store_name == store.name and current.generation == generation:
             return current

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diver.catalog import Catalog
+from diver.catalog import Catalog, snapshot_generation
 from diver.config import StoreSettings
-from diver.dense_exact import ExactIndex, catalog_generation
+from diver.dense_exact import ExactIndex
 from diver.documents import ChunkScore, rollup_max
 from diver.store import VectorStore
 
@@ -151,7 +151,7 @@ class DensePlanner:
 
     def chunk_count(self, db: sqlite3.Connection) -> int:
         """Visible chunks in the snapshot ``db``, counted once per catalog generation."""
-        generation = catalog_generation(db)
+        generation = snapshot_generation(db)
         cached = self._count
         if cached is not None and cached[0] == generation:
             return cached[1]

