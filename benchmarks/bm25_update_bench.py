@@ -3,7 +3,7 @@
 A catalog is filled with the synthetic corpus (``benchmarks.corpus``), chunked by words (at most
 ``CHUNK_WORDS`` per chunk: 100k documents give about 170k chunks, the collection benchmark's 167k with
 MiniLM's tokenizer, without spending minutes on tokenizing for chunks), and the collection's BM25
-(``diver.lexical_view.LexicalViews``) is built. Then 100 documents are added and the next search is
+(``diver.index.lexical.view.LexicalViews``) is built. Then 100 documents are added and the next search is
 timed cold (the catalog diff, tokenizing the new documents, the new statistics, writing the segment and
 manifest, and the query), and its scores are compared with a full rebuild of the same catalog state
 (max abs difference over every live chunk, top-10 equality); then 100 documents are deleted, likewise.
@@ -26,8 +26,8 @@ CHANGED = 100
 
 
 def _prepared(doc_id: str, text: str):  # noqa: ANN202 - a PreparedDocument
-    from diver.catalog import PreparedDocument
-    from diver.documents import Chunk, Document, content_hash
+    from diver.index.catalog import PreparedDocument
+    from diver.text.documents import Chunk, Document, content_hash
 
     words = text.split(" ")
     chunks, start = [], 0
@@ -54,7 +54,7 @@ def _chunk_scores(view: Any, queries: list[str]) -> dict[str, np.ndarray]:
 
 def _step(views: Any, catalog: Any, root: Path, queries: list[str], name: str) -> dict[str, Any]:
     """Time the next search (cold), then compare with a full rebuild of the same catalog state."""
-    from diver.lexical_view import LexicalViews
+    from diver.index.lexical.view import LexicalViews
 
     started = time.perf_counter()
     with catalog.snapshot() as db:
@@ -84,10 +84,10 @@ def _step(views: Any, catalog: Any, root: Path, queries: list[str], name: str) -
 
 
 def run(size: int, queries: int = 30) -> dict[str, Any]:
-    from diver.catalog import Catalog
     from diver.config import BM25Settings
-    from diver.lexical import warm_kernels
-    from diver.lexical_view import LexicalViews
+    from diver.index.catalog import Catalog
+    from diver.index.lexical.bm25 import warm_kernels
+    from diver.index.lexical.view import LexicalViews
 
     warm_kernels()
     corpus = SyntheticCorpus(size)

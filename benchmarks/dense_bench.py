@@ -39,7 +39,7 @@ def exact(matrix: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
 
 def hnsw(matrix: np.ndarray, queries: np.ndarray, truth: list[set[int]], workdir: Path | None) -> dict:
     from diver.config import StoreSettings
-    from diver.store import VectorStore, open_client
+    from diver.index.stores.chroma import VectorStore, open_client
 
     settings = StoreSettings()
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:

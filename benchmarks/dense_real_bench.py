@@ -11,7 +11,7 @@ Every size is measured during that one build, when the HNSW index holds exactly 
 chunks (an HNSW index grown to N *is* an HNSW index of N vectors), through ``Collection.search_many``
 (mode dense, precomputed query vectors: ``timings_ms['dense']`` is the dense stage alone):
 
-* exact: ``dense_search='exact'`` (diver/dense_exact.py: in-memory matrix, MAX roll-up);
+* exact: ``dense_search='exact'`` (diver/index/dense/exact.py: in-memory matrix, MAX roll-up);
 * hnsw at several ef_search: chroma's loaded index keeps the beam it was loaded with (the build's smallest
   ef); larger beams are had by asking for ``ef`` results (hnswlib searches with max(ef, k)), the way
   ``VectorStore`` widens the beam of an index loaded with a smaller one. That costs a little per extra
@@ -63,7 +63,7 @@ class LookupEmbedder:
         self.id = DEFAULT_EMBEDDING_MODEL
         self.dimensions = int(vectors.shape[1])
         self.max_seq_length = 256
-        from diver.queries import prepare_queries
+        from diver.text.queries import prepare_queries
 
         self._vectors = dict(zip(texts, vectors, strict=True))
         self._vectors.update(zip(prepare_queries(texts, 10**9), vectors, strict=True))  # as search cleans them
@@ -189,9 +189,9 @@ def measure(col: Any, texts: list[str], qvec: np.ndarray, efs: tuple[int, ...]) 
 def build_and_measure(workdir: Path, efs: tuple[int, ...], queries: int, sizes: tuple[int, ...]) -> dict[str, Any]:
     """Build the collection (with the smallest ef stored), measuring each size on the way."""
     from benchmarks.real_vectors import corpus_texts, corpus_vectors
-    from diver.catalog import PreparedDocument, chunk_key
-    from diver.documents import Chunk, Document, content_hash
-    from diver.engine import Engine
+    from diver.index.catalog import PreparedDocument, chunk_key
+    from diver.index.engine import Engine
+    from diver.text.documents import Chunk, Document, content_hash
 
     texts, qvec = _query_texts(queries)
     chunks = max(sizes)
@@ -271,8 +271,8 @@ def deployed(data_dir: Path, ef: int, queries: int, real_queries: int) -> dict[s
 
     from benchmarks.common import timed_each
     from diver.config import EmbeddingSettings
-    from diver.embedders import SentenceTransformerEmbedder
-    from diver.engine import Engine
+    from diver.index.dense.embedders import SentenceTransformerEmbedder
+    from diver.index.engine import Engine
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     texts, qvec = _query_texts(queries)
@@ -342,7 +342,7 @@ def run(
     per_size = built["per_size"]
     ef = choose_ef(per_size, efs)
     first, estimate = crossover(per_size, ef)
-    from diver.engine import Engine
+    from diver.index.engine import Engine
 
     with Engine(_settings(data_dir, ef)) as engine:  # store the chosen ef (applies to the next load)
         engine.collection("dense-real").store.search_beam()

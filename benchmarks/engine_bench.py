@@ -21,7 +21,7 @@ import numpy as np
 from benchmarks.common import PeakRSS, latency_stats, ratio, timed_each
 from benchmarks.corpus import SyntheticCorpus
 from diver.config import DEFAULT_EMBEDDING_MODEL, load_settings
-from diver.documents import Document
+from diver.text.documents import Document
 
 DIM = 384
 
@@ -37,7 +37,7 @@ class FakeEmbedder:
     def __init__(self) -> None:
         from transformers import AutoTokenizer
 
-        from diver.embedders import _HFSpanner, resolve_model_path
+        from diver.index.dense.embedders import _HFSpanner, resolve_model_path
 
         self.id = DEFAULT_EMBEDDING_MODEL
         self.dimensions = DIM
@@ -109,7 +109,7 @@ def _documents(corpus: SyntheticCorpus) -> Iterator[Document]:
 
 def index_collection(col: Any, corpus: SyntheticCorpus, embedder: FakeEmbedder) -> dict[str, Any]:
     """Real upsert of the corpus (streamed), then the BM25 build; wall time split by part."""
-    import diver.collection as collection_module
+    import diver.index.collection as collection_module
 
     chunker = _Timed(collection_module.chunk_document)
     store_write = _Timed(col.store.upsert)
@@ -151,7 +151,7 @@ def index_collection(col: Any, corpus: SyntheticCorpus, embedder: FakeEmbedder) 
 def real_embedding_rate(texts: Sequence[str]) -> tuple[float, Any]:
     """Chunks/s of the real MiniLM on this machine's CPU (fp32, the configured batch size)."""
     from diver.config import EmbeddingSettings
-    from diver.embedders import SentenceTransformerEmbedder
+    from diver.index.dense.embedders import SentenceTransformerEmbedder
 
     real = SentenceTransformerEmbedder(EmbeddingSettings(cache=False, device="cpu"))
     real.embed_documents(list(texts[:8]))  # warm
@@ -226,7 +226,7 @@ def run(
     size: int, queries: int, real_queries: int, real_sample_docs: int, workdir: Path | None = None
 ) -> dict:
     """Index ``size`` documents, then measure search (fake and real query embedding) and HNSW vs exact."""
-    from diver.engine import Engine
+    from diver.index.engine import Engine
 
     corpus = SyntheticCorpus(size)
     query_texts = corpus.queries(queries)

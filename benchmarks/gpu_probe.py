@@ -37,7 +37,7 @@ def encode_rates(model_path: str, sizes: list[int], device: str, batch: int, wor
 
     from benchmarks.corpus import SyntheticCorpus
     from diver.config import EmbeddingSettings
-    from diver.embedders import SentenceTransformerEmbedder
+    from diver.index.dense.embedders import SentenceTransformerEmbedder
 
     dtype = "float16" if device == "cuda" else "float32"
     ours = SentenceTransformerEmbedder(
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model
     if not Path(model).exists():
         from diver.config import DEFAULT_EMBEDDING_MODEL
-        from diver.embedders import resolve_model_path
+        from diver.index.dense.embedders import resolve_model_path
 
         print(f"{model} missing: using the offline fp32 MiniLM", flush=True)
         model = resolve_model_path(DEFAULT_EMBEDDING_MODEL)

@@ -25,7 +25,7 @@ def _batches(texts: Sequence[str], size: int = 10_000):
 
 
 def ours(texts: Sequence[str], queries: Sequence[str]) -> dict[str, Any]:
-    from diver.lexical import LexicalIndex, top_k, warm_kernels
+    from diver.index.lexical.bm25 import LexicalIndex, top_k, warm_kernels
 
     warm_kernels()  # start-up, not the first query
     with PeakRSS() as rss:
@@ -52,7 +52,7 @@ def gensim_reference(texts: Sequence[str], queries: Sequence[str], bright_querie
     from gensim.models import LuceneBM25Model
     from gensim.similarities import SparseMatrixSimilarity
 
-    from diver.lexical import BM25Tokenizer
+    from diver.index.lexical.bm25 import BM25Tokenizer
 
     tokenizer = BM25Tokenizer(SETTINGS)
     with PeakRSS() as rss:
@@ -102,7 +102,7 @@ def gensim_reference(texts: Sequence[str], queries: Sequence[str], bright_querie
 def rank_bm25_side(texts: Sequence[str], queries: Sequence[str]) -> dict[str, Any]:
     from rank_bm25 import BM25Okapi
 
-    from diver.lexical import BM25Tokenizer
+    from diver.index.lexical.bm25 import BM25Tokenizer
 
     tokenizer = BM25Tokenizer(SETTINGS)
     with PeakRSS() as rss:
@@ -175,7 +175,7 @@ def theoremqa_texts() -> tuple[list[str], list[str]]:
 def ours_at_size(size: int, queries: int) -> dict[str, Any]:
     """Scaling point: our BM25 built from the streamed corpus (never all texts at once), top-100 latency."""
     from benchmarks.corpus import SyntheticCorpus
-    from diver.lexical import LexicalIndex, top_k, warm_kernels
+    from diver.index.lexical.bm25 import LexicalIndex, top_k, warm_kernels
 
     warm_kernels()
     corpus = SyntheticCorpus(size)

@@ -89,8 +89,8 @@ async def _rerank(url: str, concurrency: int, documents: int, cache_dir: Path | 
     from diver.cache import CompletionCache
     from diver.config import ModelSettings, RerankSettings
     from diver.hits import SearchHit
-    from diver.llm import ChatLLM, LLMUsage
-    from diver.rerank import rerank_pointwise
+    from diver.llm.client import ChatLLM, LLMUsage
+    from diver.stages.rerank.llm_rerankers import rerank_pointwise
 
     settings = ModelSettings(base_url=url, model="bench", max_retries=0, timeout_s=30)
     cache = CompletionCache(cache_dir) if cache_dir is not None else None

@@ -27,7 +27,7 @@ from benchmarks.engine_bench import FakeEmbedder, index_collection
 def chunks_per_document(embedder: FakeEmbedder, sample: int = 400) -> float:
     """Chunks per synthetic document as the collection cuts them (its chunker and settings), from a sample."""
     from diver.config import load_settings
-    from diver.documents import Document, chunk_document
+    from diver.text.documents import Document, chunk_document
 
     chunking = load_settings().chunking
     budget = chunking.max_tokens or embedder.chunk_token_budget()
@@ -74,7 +74,7 @@ def _rows_of_keys(col: Any, embedder: FakeEmbedder, wanted: set[str]) -> dict[st
 def run(chunks: int = 1_000_000, queries: int = 100, workdir: Path | None = None) -> dict[str, Any]:
     from benchmarks.real_vectors import query_vectors
     from diver.config import load_settings
-    from diver.engine import Engine
+    from diver.index.engine import Engine
 
     embedder = FakeEmbedder()
     per_doc = chunks_per_document(embedder)

@@ -20,7 +20,7 @@ def prepare(target: Path) -> Path:
     from sentence_transformers import SentenceTransformer
 
     from diver.config import DEFAULT_EMBEDDING_MODEL
-    from diver.embedders import resolve_model_path
+    from diver.index.dense.embedders import resolve_model_path
 
     model = SentenceTransformer(resolve_model_path(DEFAULT_EMBEDDING_MODEL), device="cpu")
     model.to(torch.float16)

@@ -82,7 +82,7 @@ def _embed(texts: tuple[str, ...], kind: str) -> np.ndarray:
     path = cache_dir() / f"minilm-{kind}-{len(texts)}-{digest}.npy"
     if path.exists():
         return np.load(path)
-    from diver.embedders import build_embedder
+    from diver.index.dense.embedders import build_embedder
 
     embedder = build_embedder(EmbeddingSettings(cache=False))
     started = time.perf_counter()

@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from diver.benchmarks.theoremqa import build_theorems
 from diver.config import load_settings
-from diver.engine import Engine
+from diver.datasets.theoremqa import build_theorems
+from diver.index.engine import Engine
 
 
 def main() -> None:

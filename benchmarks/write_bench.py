@@ -55,7 +55,7 @@ def _settings_dict(settings: Any) -> dict[str, Any]:
 
 def write(settings: Any, vectors: np.ndarray, directory: Path, method: str, call_size: int) -> dict[str, Any]:
     """Write ``vectors`` into a new store under ``directory`` in calls of ``call_size``; time it."""
-    from diver.store import VectorStore, open_client
+    from diver.index.stores.chroma import VectorStore, open_client
 
     store = VectorStore(open_client(settings, directory), "bench-write", settings, create=True)
     ids = [f"k{i:08d}" for i in range(len(vectors))]
@@ -88,7 +88,7 @@ def search(
     """Recall@10 vs exact and latency per ef_search, each after the index is reloaded with that value."""
     from chromadb.api.client import SharedSystemClient
 
-    from diver.store import VectorStore, open_client
+    from diver.index.stores.chroma import VectorStore, open_client
 
     out: dict[str, dict[str, Any]] = {}
     for ef in ef_values:

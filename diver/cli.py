@@ -47,7 +47,7 @@ def index(
     json_out: JsonOpt = False,
 ) -> None:
     """Index documents (resumable: re-running skips what is already indexed and unchanged)."""
-    from diver.ingest import read_documents
+    from diver.text.ingest import read_documents
 
     try:
         settings = _settings()

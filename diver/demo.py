@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from diver.config import DiverSettings, LLMSettings
-from diver.engine import Engine
+from diver.index.engine import Engine
 
 Echo = Callable[[str], None]
 
@@ -38,7 +38,7 @@ REAL_ENDPOINT_HINT = (
 def run_demo(
     settings: DiverSettings, collection: str, n_queries: int, echo: Echo, deep: bool = True
 ) -> None:
-    from diver.benchmarks.theoremqa import build_theorems
+    from diver.datasets.theoremqa import build_theorems
 
     bench = build_theorems()
     with Engine(settings) as engine:
@@ -98,7 +98,7 @@ def deep_search_part(
         echo(line)
     if not _wait_for_local_llm(echo):
         return
-    from diver import local_llm
+    from diver.llm import local_server as local_llm
 
     log = settings.data_dir / "demo-llama-server.log"
     with _status("starting the llama.cpp server") as update:
@@ -148,7 +148,7 @@ def _demo_settings(settings: DiverSettings, base_url: str | None) -> DiverSettin
 
 def _wait_for_local_llm(echo: Echo) -> bool:
     """True once llama-cpp-python and the GGUF are importable (waiting for `make demo`'s background install)."""
-    from diver import local_llm
+    from diver.llm import local_server as local_llm
 
     ready = os.environ.get("DIVER_DEMO_LLM_READY")
     failed = Path(os.environ.get("DIVER_DEMO_LLM_FAILED", "/nonexistent"))

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from diver.config import load_settings
+from diver.datasets.metrics import evaluate_run
 from diver.errors import InputError
-from diver.metrics import evaluate_run
-from diver.query_assembly import VARIANTS, assembled_search_many
+from diver.stages.query_assembly import VARIANTS, assembled_search_many
 
 from .config import EvalConfig
 from .loading import ensure_collection, load_benchmarks
@@ -57,7 +57,7 @@ def measure(benchmark: str, expansions_path: Path, variants: tuple[str, ...] = V
         raise InputError(f"none of the expansions' ids is a query of {benchmark} with a relevant document")
     owns = engine is None
     if engine is None:
-        from diver.engine import Engine
+        from diver.index.engine import Engine
 
         engine = Engine(settings)
     try:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diver.benchmarks import OFFLINE_BENCHMARKS
+from diver.datasets import OFFLINE_BENCHMARKS
 from diver.errors import InputError
 
 RETRIEVAL_STAGES = ("bm25", "dense", "hybrid")

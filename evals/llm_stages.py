@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from diver.benchmarks import Benchmark
 from diver.config import DiverSettings
+from diver.datasets import Benchmark
 from diver.errors import MissingDependency
 from diver.hits import SearchHit
 

@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from diver.benchmarks import (
+from diver.cache import stable_key
+from diver.config import DiverSettings
+from diver.datasets import (
     DOMAINS,
     OFFLINE_BENCHMARKS,
     Benchmark,
@@ -18,9 +20,7 @@ from diver.benchmarks import (
     normalize_domain,
     parse_source,
 )
-from diver.benchmarks.bright import BrightSource
-from diver.cache import stable_key
-from diver.config import DiverSettings
+from diver.datasets.bright import BrightSource
 from diver.errors import InputError
 
 from .config import EvalConfig

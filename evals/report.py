@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from diver.benchmarks import NOT_COMPARABLE
-from diver.benchmarks.bright import DOMAINS
+from diver.datasets import NOT_COMPARABLE
+from diver.datasets.bright import DOMAINS
 
 HEADLINE = "nDCG@10"
 SUMMARY_METRICS = (

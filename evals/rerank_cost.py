@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/rerank_cost.json")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from diver.local_llm import llama_server
+    from diver.llm.local_server import llama_server
 
     work = Path(tempfile.mkdtemp(prefix="diver-rerank-cost-"))
     threads = int(os.environ.get("DIVER_TEST_LLM_THREADS", "2"))
@@ -48,11 +48,11 @@ def main() -> None:
 
 
 def _measure(args: argparse.Namespace, work: Path, base_url: str) -> dict[str, list[dict[str, Any]]]:
-    from diver.benchmarks import THEOREMS, build_offline
     from diver.config import load_settings
-    from diver.engine import Engine
+    from diver.datasets import THEOREMS, build_offline
     from diver.evals.llm_stages import ExcludingRetriever
     from diver.graph.run import run_deep_search
+    from diver.index.engine import Engine
 
     ce = args.cross_encoder
     if not ce:

@@ -13,11 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from diver.benchmarks import NOT_COMPARABLE, Benchmark
 from diver.cache import stable_key
 from diver.config import DiverSettings, load_settings
+from diver.datasets import NOT_COMPARABLE, Benchmark
+from diver.datasets.metrics import MetricResult, average_over, evaluate_run
 from diver.errors import InputError
-from diver.metrics import MetricResult, average_over, evaluate_run
 
 from . import manifest as mf
 from .config import (
@@ -128,7 +128,7 @@ def run_eval(
     stage_order = [s for s in STAGES if s in config.stages]
     owns_engine = engine is None
     if engine is None:
-        from diver.engine import Engine
+        from diver.index.engine import Engine
 
         engine = Engine(settings)
     collections: dict[str, Any] = {}
@@ -239,7 +239,7 @@ def build_manifest(
         data.update(bench.sources)
         data.update(bench.corpus.fingerprint())
     if config.queries and not config.queries.startswith("bright:"):
-        from diver.benchmarks.model import sha256_file
+        from diver.datasets.model import sha256_file
 
         data[config.queries] = sha256_file(Path(config.queries))
     reused = {

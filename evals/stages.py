@@ -6,8 +6,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-from diver.benchmarks import Benchmark
 from diver.config import DiverSettings
+from diver.datasets import Benchmark
 
 from .config import EvalConfig
 from .trec import Checkpoint, Ranking

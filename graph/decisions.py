@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from diver.config import DiverSettings
-from diver.rerankers.choice import choose_rerankers
+from diver.stages.rerank.choice import choose_rerankers
 
 TOP_N = 10
 
@@ -38,7 +38,7 @@ def stop_reason(state: dict[str, Any], settings: DiverSettings, expand: bool, ha
 
 
 def rerank_stages(settings: DiverSettings, has_reranker: bool) -> tuple[list[str], list[str]]:
-    """(nodes to run, notes on stages skipped and why); see ``diver.rerankers.choice``."""
+    """(nodes to run, notes on stages skipped and why); see ``diver.stages.rerank.choice``."""
     choice = choose_rerankers(settings.rerank, has_reranker)
     return choice.nodes, choice.skipped
 

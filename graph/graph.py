@@ -21,7 +21,7 @@ from diver.graph.decisions import expansion_failed
 from diver.graph.rerank_more import AllRerankNodes, route_after_cross_encoder
 from diver.graph.resources import Provider
 from diver.graph.state import DeepSearchState, InputState
-from diver.prompt_templates import load_template
+from diver.llm.prompts import load_template
 
 _TEMPLATES = (
     "expand_first", "expand_refine", "listwise", "sufficiency", "pointwise_general", "pointwise_coding",

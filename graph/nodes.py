@@ -14,17 +14,17 @@ from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
 from diver.errors import DiverError, InputError, LLMError
-from diver.expansion import dense_feedback_hits, expand_round, select_feedback
 from diver.graph.context import Context, context_from
 from diver.graph.decisions import TOP_N, rerank_stages, stop_reason
 from diver.graph.resources import Provider, Resources
 from diver.graph.state import DeepSearchState
 from diver.hits import SearchHit
-from diver.llm import LLMUsage
-from diver.query_assembly import search_with_expansions
-from diver.rerankers.choice import choose_rerankers
-from diver.sufficiency import ask_sufficiency
-from diver.tokens import truncate_tokens
+from diver.llm.client import LLMUsage
+from diver.stages.expansion import dense_feedback_hits, expand_round, select_feedback
+from diver.stages.query_assembly import search_with_expansions
+from diver.stages.rerank.choice import choose_rerankers
+from diver.stages.sufficiency import ask_sufficiency
+from diver.text.tokens import truncate_tokens
 
 
 def describe_event(event: dict[str, Any]) -> str:
@@ -85,7 +85,7 @@ class Nodes:
         depth = max(ctx.k, res.settings.rerank.rerank_k, TOP_N)
         started = time.perf_counter()
         expansions = _last_good_expansions(state) if state.get("round", 0) >= 1 else []
-        if expansions:  # query assembly: no part is cut off by the embedder's window (diver.query_assembly)
+        if expansions:  # query assembly: no part is cut off by the embedder's window (diver.stages.query_assembly)
             hits = await asyncio.to_thread(search_with_expansions, res.retriever, state["query"], expansions, depth)
         else:
             hits = await asyncio.to_thread(res.retriever.search, query, depth)

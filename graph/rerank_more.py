@@ -18,11 +18,11 @@ from diver.graph.nodes import _ms, emit, hits_of
 from diver.graph.rerank_nodes import RerankNodes, _scored, monotone_scores
 from diver.graph.state import DeepSearchState
 from diver.hits import SearchHit
-from diver.llm import LLMUsage
-from diver.rerank import ListwiseResult, PointwiseResult, document_texts
-from diver.rerankers.choice import NAMES, first_pass_ids, merge_all
-from diver.rerankers.cross_encoder import CrossEncoderResult, rerank_cross_encoder
-from diver.rerankers.groupwise import GroupwiseResult, rerank_groupwise
+from diver.llm.client import LLMUsage
+from diver.stages.rerank.choice import NAMES, first_pass_ids, merge_all
+from diver.stages.rerank.cross_encoder import CrossEncoderResult, rerank_cross_encoder
+from diver.stages.rerank.groupwise import GroupwiseResult, rerank_groupwise
+from diver.stages.rerank.llm_rerankers import ListwiseResult, PointwiseResult, document_texts
 
 
 def llm_candidates(state: DeepSearchState, rerank_k: int, llm_k: int) -> list[SearchHit]:

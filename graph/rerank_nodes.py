@@ -13,8 +13,8 @@ from diver.graph.context import Context
 from diver.graph.nodes import Nodes, _ms, emit, hits_of
 from diver.graph.state import DeepSearchState
 from diver.hits import SearchHit
-from diver.llm import LLMUsage
-from diver.rerank import (
+from diver.llm.client import LLMUsage
+from diver.stages.rerank.llm_rerankers import (
     ListwiseResult,
     PointwiseResult,
     document_texts,

@@ -1,7 +1,7 @@
 """Where the graph's nodes get their settings, retriever and LLMs for one run.
 
 The compiled module-level graph uses ``Provider()``: settings from ``load_settings()`` (DIVER_* env,
-DIVER_CONFIG), the collection named in the run context opened through ``diver.engine.Engine``. Python
+DIVER_CONFIG), the collection named in the run context opened through ``diver.index.engine.Engine``. Python
 callers and tests build a graph over a ``Provider`` holding their own settings, retriever or chat factory.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 from diver.config import DiverSettings, load_settings
 from diver.errors import InputError
 from diver.graph.context import Context, apply_context
-from diver.llm import ChatFactory, ChatLLM, build_llm
-from diver.retriever import Retriever, as_retriever
+from diver.llm.client import ChatFactory, ChatLLM, build_llm
+from diver.stages.retriever import Retriever, as_retriever
 
 RetrieverFactory = Callable[[DiverSettings, Context], Retriever]
 

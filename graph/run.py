@@ -11,13 +11,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from diver.config import DiverSettings
-from diver.expansion import ExpansionRound
 from diver.graph.context import Context, context_from
 from diver.graph.graph import build_graph
 from diver.graph.rerank_more import rerankers_ran
 from diver.graph.resources import Provider
 from diver.hits import SearchHit
-from diver.llm import ChatFactory, LLMUsage
+from diver.llm.client import ChatFactory, LLMUsage
+from diver.stages.expansion import ExpansionRound
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 """Receives each progress event: {'event': 'retrieved'|'decision'|'round_started'|'stage_started'|

@@ -1,1 +1,1 @@
-"""Prompt templates (text files) used by the LLM stages; loaded by ``diver.prompt_templates``."""
+"""Prompt templates (text files) used by the LLM stages; loaded by ``diver.llm.prompts``."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from diver.errors import InputError
 from diver.hits import SearchHit
-from diver.tokens import truncate_tokens
+from diver.text.tokens import truncate_tokens
 
 TOP_N = 10
 TOKEN_VERSION = 1

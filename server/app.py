@@ -5,8 +5,8 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 
 from diver.config import DiverSettings, load_settings
-from diver.engine import Engine
-from diver.llm import ChatFactory
+from diver.index.engine import Engine
+from diver.llm.client import ChatFactory
 from diver.server.state import make_lifespan
 from diver.server.tools import register_tools
 

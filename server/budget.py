@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from diver.hits import SearchHit
 from diver.server.models import Candidate
-from diver.tokens import truncate_tokens
+from diver.text.tokens import truncate_tokens
 
 MIN_HIT_CHARS = 80
 

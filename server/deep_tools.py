@@ -16,7 +16,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
 from diver.errors import DiverError
-from diver.query_assembly import AssemblingRetriever, clean
 from diver.server.agent_loop import (
     TOP_N,
     RoundState,
@@ -35,6 +34,7 @@ from diver.server.sampling import Sampled, sampling_rounds
 from diver.server.state import ServerState, state_of
 from diver.server.tools import READ_ONLY, Collection, Expansions, HitChars, K, MaxChars, Query, Source, Where
 from diver.server.tools import run_search as _run_search
+from diver.stages.query_assembly import AssemblingRetriever, clean
 
 FEEDBACK_TOKENS = 120
 RoundToken = Annotated[str | None, Field(description="The `round` token of your previous deep_search call.")]

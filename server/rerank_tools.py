@@ -9,10 +9,10 @@ from pydantic import Field
 
 from diver.config import DiverSettings
 from diver.errors import DiverError
-from diver.rerank import document_texts
-from diver.rerankers.choice import choose_rerankers
-from diver.rerankers.cross_encoder import rerank_cross_encoder
-from diver.retriever import as_retriever
+from diver.stages.rerank.choice import choose_rerankers
+from diver.stages.rerank.cross_encoder import rerank_cross_encoder
+from diver.stages.rerank.llm_rerankers import document_texts
+from diver.stages.retriever import as_retriever
 
 Rerankers = Annotated[
     list[Literal["pointwise", "listwise", "groupwise", "cross-encoder"]] | None,

@@ -18,14 +18,14 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, Resolve, Sample
 from mcp_types import CreateMessageResult, SamplingMessage, TextContent
 
-from diver.expansion import build_expansion_messages, feedback_passages, strip_reasoning
 from diver.hits import SearchHit
-from diver.llm import Message
-from diver.query_assembly import clean
+from diver.llm.client import Message
 from diver.server.agent_loop import decode_round, encode_round, select_feedback
 from diver.server.errors import in_thread
 from diver.server.models import DeepSearchOutput, ExpansionOutput
 from diver.server.state import ServerState, state_of
+from diver.stages.expansion import build_expansion_messages, feedback_passages, strip_reasoning
+from diver.stages.query_assembly import clean
 
 SAMPLE_MAX_TOKENS = 1024
 """Completion budget asked of the client's model for one expansion passage."""

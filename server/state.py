@@ -14,13 +14,13 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 
 from diver.config import DiverSettings
-from diver.documents import Document
-from diver.engine import Engine
 from diver.errors import MissingDependency, StateError
-from diver.ingest import read_documents
-from diver.jobs import JobManager
-from diver.llm import ChatFactory
+from diver.index.engine import Engine
+from diver.index.jobs import JobManager
+from diver.llm.client import ChatFactory
 from diver.service import open_engine
+from diver.text.documents import Document
+from diver.text.ingest import read_documents
 
 log = logging.getLogger(__name__)
 JOB_BATCH = 64

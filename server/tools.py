@@ -16,11 +16,11 @@ from pydantic import Field
 
 from diver.errors import InputError
 from diver.hits import SearchResult
-from diver.query_assembly import DEFAULT_VARIANT, assembled_search
 from diver.server.budget import compact, fit_hits
 from diver.server.errors import in_thread
 from diver.server.models import ChunkOutput, CollectionsOutput, DocumentOutput, SearchOutput
 from diver.server.state import ServerState, state_of
+from diver.stages.query_assembly import DEFAULT_VARIANT, assembled_search
 
 Collection = Annotated[str, Field(description="Collection name (see list_collections).")]
 Query = Annotated[str, Field(description="What to look for, in natural language; may be long and detailed.")]

@@ -14,14 +14,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from diver.documents import Document, make_document
-from diver.engine import validate_collection_name
 from diver.errors import DiverError, InputError
-from diver.jobs import IndexJob
+from diver.index.engine import validate_collection_name
+from diver.index.jobs import IndexJob
 from diver.server.errors import in_thread, to_mcp_error
 from diver.server.models import DeleteOutput, DocumentInput, IndexOutput, IndexPathOutput, JobOutput
 from diver.server.progress import ProgressReporter
 from diver.server.state import ServerState, state_of
+from diver.text.documents import Document, make_document
 
 Collection = Annotated[str, Field(description="Collection name (see list_collections).")]
 Job = Annotated[str, Field(description="Job id returned by index_path.")]

@@ -22,7 +22,7 @@ def tiny_cross_encoder() -> Path:
             from sentence_transformers import CrossEncoder
 
             from diver.config import DEFAULT_EMBEDDING_MODEL
-            from diver.embedders import resolve_model_path
+            from diver.index.dense.embedders import resolve_model_path
 
             folder = Path(tempfile.mkdtemp(prefix="diver-tiny-ce-"))
             atexit.register(shutil.rmtree, folder, True)

@@ -31,7 +31,7 @@ def hashing_settings(tmp_path: Path):
 
 @pytest.fixture
 def engine(hashing_settings):
-    from diver.engine import Engine
+    from diver.index.engine import Engine
 
     with Engine(hashing_settings) as eng:
         yield eng
@@ -41,7 +41,7 @@ def engine(hashing_settings):
 def minilm():
     """The offline MiniLM (loaded once per test session)."""
     from diver.config import EmbeddingSettings
-    from diver.embedders import build_embedder
+    from diver.index.dense.embedders import build_embedder
 
     return build_embedder(EmbeddingSettings())
 

@@ -13,7 +13,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from diver.config import ModelSettings
 from diver.hits import SearchHit
-from diver.llm import ChatLLM
+from diver.llm.client import ChatLLM
 
 
 class ScriptedChatModel(BaseChatModel):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from diver.benchmarks import (
+from diver.datasets import (
     DOMAINS,
     QUESTIONS,
     THEOREMS,
@@ -21,7 +21,7 @@ from diver.benchmarks import (
     load_vendored_queries,
     parse_id_list,
 )
-from diver.benchmarks.theoremqa import theorem_id
+from diver.datasets.theoremqa import theorem_id
 from diver.errors import ConfigError, InputError
 
 COUNTS = {
@@ -250,7 +250,7 @@ def test_local_folder_without_examples_falls_back_to_vendored(tmp_path: Path) ->
 
 
 def test_vendored_source_has_no_corpus() -> None:
-    from diver.benchmarks import VendoredSource
+    from diver.datasets import VendoredSource
 
     with pytest.raises(InputError, match="no documents for biology"):
         load_bright("biology", VendoredSource())

@@ -1,4 +1,4 @@
-"""Exact dense search from the in-memory matrix (diver/dense_exact.py) and the switch to HNSW by size.
+"""Exact dense search from the in-memory matrix (diver/index/dense/exact.py) and the switch to HNSW by size.
 
 Exact and HNSW return the same top 10 on real MiniLM vectors of the TheoremQA theorems; the path taken is
 the one the size calls for (``SearchResult.dense_path``); a write by this collection object or by another
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from tests_support import make_settings
 
-from diver.catalog import Catalog
-from diver.collection import Collection
-from diver.documents import make_document
-from diver.engine import Engine
-from diver.store import VectorStore
+from diver.index.catalog import Catalog
+from diver.index.collection import Collection
+from diver.index.engine import Engine
+from diver.index.stores.chroma import VectorStore
+from diver.text.documents import make_document
 
 WORDS = [f"w{i}" for i in range(300)]
 
@@ -200,7 +200,7 @@ def test_another_engine_on_the_data_dir_writes_between_searches(tmp_path):
 
 def test_store_query_needs_no_count_and_handles_empty(tmp_path):
     from diver.config import StoreSettings
-    from diver.store import open_client
+    from diver.index.stores.chroma import open_client
 
     settings = StoreSettings()
     store = VectorStore(open_client(settings, tmp_path), "empty-store", settings, create=True)
@@ -212,7 +212,7 @@ def test_store_query_needs_no_count_and_handles_empty(tmp_path):
 
 def test_search_beam_stores_the_configured_ef(tmp_path):
     from diver.config import StoreSettings
-    from diver.store import open_client
+    from diver.index.stores.chroma import open_client
 
     client = open_client(StoreSettings(), tmp_path)
     old = StoreSettings(hnsw_search_ef=20)

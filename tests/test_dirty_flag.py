@@ -4,10 +4,10 @@ open; a failure before anything is written does not (issue 10, item 7)."""
 import pytest
 from tests_support import make_settings
 
-from diver.collection import Collection
-from diver.documents import Document
-from diver.engine import Engine
 from diver.errors import LLMError
+from diver.index.collection import Collection
+from diver.index.engine import Engine
+from diver.text.documents import Document
 
 DOCS = [
     Document(id=f"d{i}", text=f"document {i} on planar graphs, triangles and angle {i}") for i in range(6)

@@ -2,7 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diver.documents import (
+from diver.errors import InputError
+from diver.text.documents import (
     ChunkScore,
     Document,
     RegexSpanner,
@@ -12,7 +13,6 @@ from diver.documents import (
     make_document,
     rollup_max,
 )
-from diver.errors import InputError
 
 
 def test_clean_text_collapses_and_normalises():

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from diver.config import EmbeddingSettings
-from diver.embedders import (
+from diver.errors import ConfigError, LLMError
+from diver.index.dense.embedders import (
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
     pick_device,
     pick_dtype,
     resolve_model_path,
 )
-from diver.errors import ConfigError, LLMError
 
 
 def test_offline_minilm_loads_and_normalises(minilm):
@@ -148,7 +148,7 @@ def test_gpu_pipeline_does_not_keep_tokenized_batches_alive():
 def test_batch_tokenizer_equals_model_tokenize_and_encodes_the_same(minilm):
     """The GPU path's Rust batch tokenizer gives model.tokenize's tensors and the same embeddings."""
     torch = pytest.importorskip("torch")
-    from diver.fast_tokenize import rust_batch_tokenizer, verified_tokenizer
+    from diver.index.dense.fast_tokenize import rust_batch_tokenizer, verified_tokenizer
 
     embedder = minilm
     model = embedder.model
@@ -177,7 +177,7 @@ def test_batch_tokenizer_equals_model_tokenize_and_encodes_the_same(minilm):
 def test_batch_tokenizer_falls_back_when_it_differs(minilm):
     """A model whose tokenize differs (here: it adds words of its own) keeps model.tokenize."""
     torch = pytest.importorskip("torch")
-    from diver.fast_tokenize import verified_tokenizer
+    from diver.index.dense.fast_tokenize import verified_tokenizer
 
     model = minilm.model
     original = model.tokenize
@@ -202,7 +202,7 @@ def _texts_for_chunking():
     theorems = list(json.loads(data.read_text(encoding="utf-8")).values())
     return {
         "prose": "\n\n".join(theorems[:40]),
-        "code": (Path(__file__).resolve().parents[1] / "diver" / "embedders.py").read_text(encoding="utf-8"),
+        "code": (Path(__file__).resolve().parents[1] / "diver" / "index" / "dense" / "embedders.py").read_text(encoding="utf-8"),
         "hex": " ".join(f"{random.getrandbits(160):040x}" for _ in range(200)),  # one regex word each
         "numbers": " ".join(str(random.randint(0, 10**12)) for _ in range(600)),
         "cjk": "勾股定理是一个基本的几何定理，直角三角形两条直角边的平方和等于斜边的平方。" * 30,
@@ -214,7 +214,7 @@ def _texts_for_chunking():
 def test_openai_embedder_chunks_fit_the_endpoint_token_limit(minilm):
     """Without a local tokenizer, chunk sizing over-estimates tokens: each chunk of a 128-token budget
     has at most 128 tokens of a real subword tokenizer (MiniLM's WordPiece stands in for the endpoint's)."""
-    from diver.documents import chunk_document, make_document
+    from diver.text.documents import chunk_document, make_document
 
     settings = EmbeddingSettings(
         provider="openai", model="no-such-local-model", base_url="http://127.0.0.1:9/v1",
@@ -232,7 +232,7 @@ def test_openai_embedder_chunks_fit_the_endpoint_token_limit(minilm):
 
 
 def test_openai_embedder_uses_the_model_tokenizer_when_it_is_local(minilm):
-    from diver.embedders import resolve_model_path
+    from diver.index.dense.embedders import resolve_model_path
 
     path = resolve_model_path(minilm.id)
     settings = EmbeddingSettings(

@@ -6,8 +6,6 @@ import sqlite3
 import pytest
 from tests_support import make_settings
 
-from diver.documents import Document, make_document
-from diver.engine import Engine
 from diver.errors import (
     CollectionNotFound,
     CorruptIndex,
@@ -16,6 +14,8 @@ from diver.errors import (
     IndexLocked,
     InputError,
 )
+from diver.index.engine import Engine
+from diver.text.documents import Document, make_document
 
 DOCS = [
     Document(id="pyth", text="Pythagorean theorem\nIn a right triangle a^2 + b^2 = c^2 for the legs and hypotenuse."),
@@ -251,7 +251,7 @@ def test_metadata_roundtrip_and_crash_strays_reconciled(engine):
 
 
 def test_interrupted_write_rebuilds_the_dense_index_on_open(tmp_path):
-    from diver.store import vector_collection_names
+    from diver.index.stores.chroma import vector_collection_names
 
     settings = make_settings(tmp_path)
     with Engine(settings) as eng:

@@ -12,11 +12,11 @@ import typer
 from typer.testing import CliRunner
 
 from diver.config import load_settings
-from diver.documents import Document
 from diver.evals.cli import register
 from diver.evals.runner import EvalConfig, StageUnavailable, run_eval
 from diver.evals.trec import read_run
 from diver.hits import CollectionInfo, IndexReport, SearchHit, SearchResult
+from diver.text.documents import Document
 
 EXAMPLES = [
     {
@@ -268,7 +268,7 @@ def test_cli_refuses_rerank_with_a_clear_message(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_full_run_with_the_real_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("diver.engine")
+    pytest.importorskip("diver.index.engine")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     settings = load_settings(data_dir=tmp_path / "data")
     result = run_eval(config(tmp_path), settings)

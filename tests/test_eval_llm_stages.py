@@ -39,7 +39,7 @@ def test_expand_and_rerank_rows_with_excluded_ids(tmp_path: Path) -> None:
     )
     result = run_eval(config, settings, chat_factory=lambda _settings: model)
     domain = "theoremqa-questions-offline"
-    from diver.benchmarks.theoremqa import build_questions
+    from diver.datasets.theoremqa import build_questions
 
     bench = build_questions().limited(3)
     excluded = {q: bench.excluded[q] for q in bench.queries}

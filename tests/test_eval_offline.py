@@ -33,7 +33,7 @@ def _app() -> typer.Typer:
 
 @pytest.mark.slow
 def test_eval_theorems_offline_recorded_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("diver.engine")
+    pytest.importorskip("diver.index.engine")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("DIVER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DIVER_EMBEDDING__PROVIDER", "hashing")

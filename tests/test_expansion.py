@@ -9,7 +9,10 @@ from llm_fakes import scripted_llm
 
 from diver.config import ExpansionSettings
 from diver.errors import ConfigError
-from diver.expansion import (
+from diver.hits import SearchHit
+from diver.llm.client import LLMUsage
+from diver.llm.prompts import delimit, load_template, parse_template
+from diver.stages.expansion import (
     build_expansion_messages,
     cut_in_reasoning,
     expand_round,
@@ -17,10 +20,7 @@ from diver.expansion import (
     select_feedback,
     strip_reasoning,
 )
-from diver.hits import SearchHit
-from diver.llm import LLMUsage
-from diver.prompt_templates import delimit, load_template, parse_template
-from diver.tokens import approx_tokens, truncate_tokens
+from diver.text.tokens import approx_tokens, truncate_tokens
 
 
 @pytest.mark.parametrize(

@@ -357,8 +357,8 @@ def test_cli_deep_search_prints_non_empty_progress_lines(
     from typer.testing import CliRunner
 
     from diver.cli import app
-    from diver.documents import Document
-    from diver.engine import Engine
+    from diver.index.engine import Engine
+    from diver.text.documents import Document
 
     monkeypatch.setenv("DIVER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DIVER_EMBEDDING__PROVIDER", "hashing")

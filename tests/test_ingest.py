@@ -1,4 +1,4 @@
-"""diver.ingest: folders, .jsonl, skips with reasons, and path confinement."""
+"""diver.text.ingest: folders, .jsonl, skips with reasons, and path confinement."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from diver.errors import InputError, PathNotAllowed
-from diver.ingest import confine_path, read_documents
+from diver.text.ingest import confine_path, read_documents
 
 LIMIT = 100_000
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from diver.config import BM25Settings
-from diver.lexical import BM25Tokenizer, LexicalIndex
+from diver.index.lexical.bm25 import BM25Tokenizer, LexicalIndex
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -3,8 +3,8 @@
 import threading
 import time
 
-from diver.documents import Document
-from diver.lexical_view import LexicalViews
+from diver.index.lexical.view import LexicalViews
+from diver.text.documents import Document
 
 FIRST = [Document(id=f"d{i}", text=f"planar graph {i} with vertices edges and faces") for i in range(20)]
 SECOND = [Document(id=f"e{i}", text=f"right triangle {i} hypotenuse and legs") for i in range(20)]

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import diver.lexical as lexical
-import diver.lexical_view as lexical_view
-from diver.catalog import Catalog, PreparedDocument
+import diver.index.lexical.bm25 as lexical
+import diver.index.lexical.view as lexical_view
 from diver.config import BM25Settings
-from diver.documents import Chunk, Document, content_hash
-from diver.lexical_view import LexicalViews
+from diver.index.catalog import Catalog, PreparedDocument
+from diver.index.lexical.view import LexicalViews
+from diver.text.documents import Chunk, Document, content_hash
 
 WORDS = (
     "graph vertex edge planar triangle hypotenuse prime number theorem proof matrix eigenvalue integral "

@@ -9,11 +9,11 @@ import pytest
 from langchain_core.messages import AIMessage
 from llm_fakes import ScriptedChatModel, StatusError, scripted_llm
 
-import diver.llm as llm_module
+import diver.llm.client as llm_module
 from diver.cache import CompletionCache
 from diver.config import ModelSettings, load_settings
 from diver.errors import LLMError, LLMUnavailable
-from diver.llm import ChatLLM, LLMUsage, build_llm, make_chat_openai
+from diver.llm.client import ChatLLM, LLMUsage, build_llm, make_chat_openai
 
 MESSAGES = [("system", "be brief"), ("user", "hello")]
 

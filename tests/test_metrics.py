@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from diver.metrics import CUTOFFS, average_over, evaluate_run, metric_names, ndcg_at_k
+from diver.datasets.metrics import CUTOFFS, average_over, evaluate_run, metric_names, ndcg_at_k
 
 RELEVANT = {"d1": 1, "d3": 1, "d7": 1}
 RANKING = ["d2", "d1", "d4", "d3", "d5", "d6", "d8", "d9", "d10", "d11", "d7"]  # d7 at rank 11

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from diver.collection import Collection
-from diver.documents import make_document
 from diver.errors import InputError
-from diver.query_assembly import (
+from diver.index.collection import Collection
+from diver.stages.query_assembly import (
     VARIANTS,
     AssemblingRetriever,
     assembled_search,
@@ -23,6 +22,7 @@ from diver.query_assembly import (
     search_with_expansions,
     weighted_fuse,
 )
+from diver.text.documents import make_document
 
 DATA = Path(__file__).parent / "data"
 THEOREMS = json.loads((Path(__file__).parents[1] / "data/theoremqa/all_theorems.json").read_text("utf-8"))

@@ -13,9 +13,9 @@ from llm_fakes import scripted_llm
 
 from diver.config import RerankSettings
 from diver.hits import SearchHit
-from diver.llm import LLMUsage
-from diver.rerank import merge_reranked, rerank_listwise, rerank_pointwise
-from diver.rerank_parsers import (
+from diver.llm.client import LLMUsage
+from diver.stages.rerank.llm_rerankers import merge_reranked, rerank_listwise, rerank_pointwise
+from diver.stages.rerank.parsers import (
     apply_ranking,
     combine_pointwise,
     merge_rankings,

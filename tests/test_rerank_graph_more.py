@@ -18,7 +18,7 @@ from diver.graph.context import Context
 from diver.graph.graph import route_after_decide
 from diver.graph.rerank_more import route_after_cross_encoder
 from diver.graph.run import arun_deep_search
-from diver.rerankers.choice import choose_rerankers, merge_all
+from diver.stages.rerank.choice import choose_rerankers, merge_all
 
 QUERY = "pigeons boxes share"
 DOCS = {f"d{i:02d}": f"pigeons boxes share note {i} " + "filler " * i for i in range(24)}

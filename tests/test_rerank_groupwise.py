@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diver.hits import SearchHit
-from diver.llm import LLMUsage
-from diver.rerankers.groupwise import group_prompt, rerank_groupwise
-from diver.rerankers.groupwise_core import (
+from diver.llm.client import LLMUsage
+from diver.stages.rerank.groupwise import group_prompt, rerank_groupwise
+from diver.stages.rerank.groupwise_core import (
     GroupParse,
     blend_group_scores,
     clean_document,
@@ -26,7 +26,7 @@ from diver.rerankers.groupwise_core import (
     plan_groups,
     repair_json,
 )
-from diver.rerankers.settings import GroupwiseSettings
+from diver.stages.rerank.settings import GroupwiseSettings
 from tests.llm_fakes import scripted_llm
 
 EXAMPLES = Path(__file__).parent / "data" / "groupwise_sft_data_example.jsonl"
@@ -205,7 +205,7 @@ def test_groupwise_records_failures_and_ignores_injected_ids() -> None:
 
 
 def test_group_prompt_fits_small_contexts() -> None:
-    from diver.rerankers.groupwise import doc_chars_for
+    from diver.stages.rerank.groupwise import doc_chars_for
 
     settings_ = GroupwiseSettings()
     assert doc_chars_for("q", 10, settings_, 32000, 8000) == 3000

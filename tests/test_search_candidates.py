@@ -8,9 +8,9 @@ import random
 import pytest
 from tests_support import make_settings
 
-from diver.documents import make_document
-from diver.engine import Engine
 from diver.errors import DocumentNotFound, InputError
+from diver.index.engine import Engine
+from diver.text.documents import make_document
 
 WORDS = [f"w{i}" for i in range(400)]
 
@@ -83,7 +83,7 @@ def test_dense_ranking_equals_exact_rollup(spread):
     """The documents returned are the true MAX-over-chunks top-k (exact numpy over every stored vector)."""
     import numpy as np
 
-    from diver.dense_search import similarities
+    from diver.index.dense.search import similarities
 
     query = "w3 w4 w5"
     got = [h.id for h in spread.search(query, k=20, mode="dense").hits]
@@ -153,7 +153,7 @@ def test_filter_operators_and_source_prefix(uneven):
 
 
 def test_large_filter_uses_the_ann_path_and_still_fills_k(uneven, monkeypatch):
-    import diver.dense_search as dense_search
+    import diver.index.dense.search as dense_search
 
     monkeypatch.setattr(dense_search, "EXACT_FILTER_CHUNKS", 0)  # force the post-filtered ANN loop
     monkeypatch.setattr(uneven.engine.settings.store, "dense_search", "hnsw")  # not the in-memory matrix

@@ -18,8 +18,8 @@ pytest.importorskip("mcp")
 
 from mcp import Client  # noqa: E402
 
-from diver.collection import Collection  # noqa: E402
 from diver.config import load_settings  # noqa: E402
+from diver.index.collection import Collection  # noqa: E402
 from diver.server.app import build_server  # noqa: E402
 
 THEOREMS: dict[str, str] = json.loads(Path("data/theoremqa/all_theorems.json").read_text(encoding="utf-8"))

@@ -6,11 +6,11 @@ import socket
 from pathlib import Path
 
 from diver.config import load_settings
-from diver.documents import Document
 from diver.errors import CollectionNotFound, EngineSettingsMismatch, StateError
 from diver.service import protocol
 from diver.service.client import _batches
 from diver.service.spawn import clean_stale_files
+from diver.text.documents import Document
 
 
 def test_frames_round_trip_and_errors_keep_their_class_and_text() -> None:

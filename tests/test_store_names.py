@@ -5,10 +5,10 @@ import json
 import pytest
 from tests_support import make_settings
 
-import diver.engine
-from diver.documents import Document
-from diver.engine import Engine
-from diver.store import vector_collection_names
+import diver.index.engine
+from diver.index.engine import Engine
+from diver.index.stores.chroma import vector_collection_names
+from diver.text.documents import Document
 
 NOTES = [Document(id=f"n{i}", text=f"note {i} about planar graph colouring and vertex {i}") for i in range(6)]
 NOTES_V2 = [
@@ -63,8 +63,8 @@ def test_crash_rebuild_keeps_a_collection_whose_name_extends_the_rebuilt_one(tmp
 
 
 def test_crash_rebuild_deletes_its_recorded_half_built_copy(tmp_path):
-    from diver.engine import STALE_STORE_NAMES
-    from diver.store import VectorStore, store_collection_name
+    from diver.index.engine import STALE_STORE_NAMES
+    from diver.index.stores.chroma import VectorStore, store_collection_name
 
     settings = make_settings(tmp_path)
     before = _two_collections(settings)
@@ -73,7 +73,7 @@ def test_crash_rebuild_deletes_its_recorded_half_built_copy(tmp_path):
         half_built = store_collection_name(eng.store_id, "notes", 1)  # an earlier rebuild killed mid-copy
         VectorStore(eng.client, half_built, settings.store, create=True)
         col.meta = {**col.meta, STALE_STORE_NAMES: [half_built]}
-        diver.engine.write_meta(col.directory, col.meta)
+        diver.index.engine.write_meta(col.directory, col.meta)
         col.catalog.set_meta("dirty", "1")
         old_name = col.meta["store_name"]
     with Engine(settings) as eng:
@@ -91,7 +91,7 @@ def test_crash_rebuild_deletes_its_recorded_half_built_copy(tmp_path):
 
 
 def test_store_names_are_namespaced_exact_and_short(tmp_path):
-    from diver.store import MAX_STORE_NAME, store_collection_name
+    from diver.index.stores.chroma import MAX_STORE_NAME, store_collection_name
 
     settings = make_settings(tmp_path)
     with Engine(settings) as eng:
@@ -117,7 +117,7 @@ def test_data_dir_from_before_namespacing_stays_readable(tmp_path, monkeypatch):
     """Collections created with bare chroma names (``notes``) keep working; drop removes exactly theirs."""
     settings = make_settings(tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr(diver.engine, "store_collection_name", lambda store_id, name, version=None: name)
+        patch.setattr(diver.index.engine, "store_collection_name", lambda store_id, name, version=None: name)
         before = _two_collections(settings)
     meta = json.loads((settings.data_dir / "collections" / "notes" / "meta.json").read_text())
     assert meta["store_name"] == "notes"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from diver.config import StoreSettings
-from diver.store import VectorStore, open_client
+from diver.index.stores.chroma import VectorStore, open_client
 
 
 def _clustered(count: int, dims: int = 384, clusters: int = 1000) -> np.ndarray:

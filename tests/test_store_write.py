@@ -9,9 +9,9 @@ import pytest
 from tests_support import make_settings
 
 from diver.config import StoreSettings
-from diver.documents import Document
-from diver.engine import Engine
-from diver.store import VectorStore, open_client
+from diver.index.engine import Engine
+from diver.index.stores.chroma import VectorStore, open_client
+from diver.text.documents import Document
 
 
 def _hnsw(store: VectorStore) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from diver.documents import make_document
 from diver.errors import InputError
+from diver.text.documents import make_document
 from diver.train.mining import mine_hard_negatives
 from diver.train.pairs import TrainingPair
 

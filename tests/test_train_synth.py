@@ -11,7 +11,7 @@ pytest.importorskip("langchain_core")
 
 from llm_fakes import StatusError, scripted_llm  # noqa: E402
 
-from diver.prompt_templates import load_template  # noqa: E402
+from diver.llm.prompts import load_template  # noqa: E402
 from diver.train.pairs import load_pairs, write_pairs  # noqa: E402
 from diver.train.synth import SynthConfig, overlap_reason, parse_queries, run_synthesize  # noqa: E402
 

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from diver.config import DiverSettings, load_settings
-from diver.documents import Document
 from diver.errors import EngineUnavailable
 from diver.hits import CollectionInfo, IndexReport, SearchMode, SearchResult
 from diver.service import protocol
 from diver.service.spawn import start_engine, try_connect
+from diver.text.documents import Document
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int | None], None]
@@ -35,10 +35,10 @@ BATCH_BYTES = 32 << 20
 
 def open_engine(settings: DiverSettings | None = None) -> Any:
     """The data directory's engine: a ``RemoteEngine`` (shared engine process, started if needed) or, with
-    ``engine.mode = "local"``, an in-process ``diver.engine.Engine`` holding the directory's lock."""
+    ``engine.mode = "local"``, an in-process ``diver.index.engine.Engine`` holding the directory's lock."""
     settings = settings or load_settings()
     if settings.engine.mode == "local":
-        from diver.engine import Engine
+        from diver.index.engine import Engine
 
         return Engine(settings)
     return RemoteEngine(settings)

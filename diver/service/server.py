@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from diver.config import DiverSettings
-from diver.documents import Document
-from diver.engine import Engine
 from diver.errors import DiverError, EngineSettingsMismatch, IndexLocked
+from diver.index.engine import Engine
 from diver.service import protocol
+from diver.text.documents import Document
 
 log = logging.getLogger("diver.service")
 LOCK_WAIT_S = 20.0

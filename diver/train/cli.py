@@ -20,7 +20,7 @@ def _fail(exc: DiverError) -> None:
 
 
 def _engine(settings: DiverSettings) -> Any:
-    from diver.engine import Engine
+    from diver.index.engine import Engine
 
     return Engine(settings)
 
@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Write reasoning-intensive synthetic queries for sampled documents (finetune format)."""
-        from diver.llm import build_llm
+        from diver.llm.client import build_llm
         from diver.train.data import collection_corpus
         from diver.train.pairs import write_pairs
         from diver.train.synth import SynthConfig, run_synthesize

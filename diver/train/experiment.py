@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from diver.benchmarks.theoremqa import build_theorems
 from diver.config import DEFAULT_EMBEDDING_MODEL, load_settings
-from diver.documents import make_document
-from diver.metrics import ndcg_at_k
+from diver.datasets.metrics import ndcg_at_k
+from diver.datasets.theoremqa import build_theorems
+from diver.text.documents import make_document
 from diver.train.mining import mine_hard_negatives
 from diver.train.pairs import TrainingPair
 from diver.train.splits import split_by_group, theoremqa_pairs
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 def open_collection(data_dir: Path, model_path: str, corpus: Mapping[str, str], max_seq_length: int = 128) -> Any:
     """(engine, collection) of the theorem corpus embedded with ``model_path`` (BM25 + dense)."""
-    from diver.engine import Engine
+    from diver.index.engine import Engine
 
     settings = load_settings(
         data_dir=data_dir,
@@ -100,7 +100,7 @@ def dense_ndcg(model_path: str, sets: Mapping[str, tuple[dict, dict]], corpus: M
     reads of its first chunk), per evaluation set. Cheaper than a collection (no chunking, no store)."""
     from sentence_transformers import SentenceTransformer
 
-    from diver.embedders import resolve_model_path
+    from diver.index.dense.embedders import resolve_model_path
 
     model = SentenceTransformer(resolve_model_path(model_path), device="cpu")
     model.max_seq_length = max_seq_length

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from diver.config import DiverSettings
-from diver.embedders import Embedder, build_embedder
 from diver.errors import ConfigError, InputError
+from diver.index.dense.embedders import Embedder, build_embedder
 from diver.train.trainer import read_manifest
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ def embedder_for(settings: DiverSettings, model: str, query_prefix: str | None =
 def reindex_collection(engine: Any, name: str, embedder: Embedder, batch: int = 256,
                        progress: bool = False) -> ReindexReport:  # fmt: skip
     """Re-embed collection ``name`` of ``engine`` with ``embedder`` and switch to it (see the module doc)."""
-    from diver.engine import STALE_STORE_NAMES, write_meta
-    from diver.store import VectorStore, drop_vector_collection, store_collection_name
+    from diver.index.engine import STALE_STORE_NAMES, write_meta
+    from diver.index.stores.chroma import VectorStore, drop_vector_collection, store_collection_name
 
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")

@@ -11,9 +11,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from diver.benchmarks.bright import VendoredSource
-from diver.benchmarks.model import find_data_root
-from diver.benchmarks.theoremqa import ID_PREFIX, _load_json, theorem_id
+from diver.datasets.bright import VendoredSource
+from diver.datasets.model import find_data_root
+from diver.datasets.theoremqa import ID_PREFIX, _load_json, theorem_id
 from diver.errors import InputError
 from diver.train.pairs import TrainingPair
 

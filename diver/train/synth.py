@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diver.errors import InputError, LLMError
-from diver.llm import ChatLLM, LLMUsage
-from diver.prompt_templates import delimit, load_template
+from diver.llm.client import ChatLLM, LLMUsage
+from diver.llm.prompts import delimit, load_template
 from diver.train.pairs import TrainingPair
 
 log = logging.getLogger(__name__)

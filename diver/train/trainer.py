@@ -88,7 +88,7 @@ def _precision(config: FinetuneConfig, device: str, torch: Any) -> str:
 
 
 def load_model(config: FinetuneConfig, device: str) -> Any:
-    from diver.embedders import resolve_model_path
+    from diver.index.dense.embedders import resolve_model_path
 
     st = require("sentence_transformers", "train", "fine-tuning")
     try:
@@ -149,7 +149,7 @@ def finetune(
     from sentence_transformers import evaluation, losses
     from sentence_transformers.training_args import BatchSamplers
 
-    from diver.embedders import pick_device
+    from diver.index.dense.embedders import pick_device
 
     device = pick_device(config.device)
     precision = _precision(config, device, torch)

@@ -17,9 +17,9 @@ from mcp_support import PYTHON, REPO, server_env
 
 def build_collection(data_dir: Path) -> list[str]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from diver.benchmarks import THEOREMS, build_offline
     from diver.config import load_settings
-    from diver.engine import Engine
+    from diver.datasets import THEOREMS, build_offline
+    from diver.index.engine import Engine
 
     bench = build_offline(THEOREMS)
     started = time.perf_counter()
@@ -55,7 +55,7 @@ if __name__ == "__main__":
     if not (directory / "collections" / "theorems" / "meta.json").exists():
         qs = build_collection(directory)
     else:
-        from diver.benchmarks import THEOREMS, build_offline
+        from diver.datasets import THEOREMS, build_offline
 
         qs = list(build_offline(THEOREMS).queries.values())[:60]
     asyncio.run(measure(directory, qs))

@@ -13,8 +13,8 @@ import pytest
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL (…/v1) of a llama.cpp server on a free loopback port, model alias 'smollm2' (the demo's
-    own launcher, ``diver.local_llm``)."""
-    from diver import local_llm
+    own launcher, ``diver.llm.local_server``)."""
+    from diver.llm import local_server as local_llm
 
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed: pip install 'diver-retrieval[local-llm]'")
@@ -39,9 +39,9 @@ def theorem_data_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ob
     Returns (data_dir, benchmark limited to THEOREM_QUERIES queries).
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from diver.benchmarks import THEOREMS, build_offline
     from diver.config import load_settings
-    from diver.engine import Engine
+    from diver.datasets import THEOREMS, build_offline
+    from diver.index.engine import Engine
 
     bench = build_offline(THEOREMS)
     data_dir = tmp_path_factory.mktemp("diver-data")

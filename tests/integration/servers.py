@@ -1,6 +1,6 @@
 """Starting and stopping real server processes in tests (loopback only): the demo's own helpers."""
 
-from diver.local_llm import free_port, stop_process, wait_for_http
+from diver.llm.local_server import free_port, stop_process, wait_for_http
 
 stop = stop_process
 

@@ -48,15 +48,15 @@ def _settings(tmp_path: Path, which: str, url: str):
 
 
 def _documents(which):
-    from diver.documents import Document
+    from diver.text.documents import Document
 
     base = DOCS[which]
     return [Document(id=f"{doc_id}-{i}", text=f"{text} ({i})") for doc_id, text in base for i in range(4)]
 
 
 def test_two_data_dirs_share_one_server_without_touching_each_other(tmp_path, chroma_url):
-    from diver.engine import Engine
-    from diver.store import vector_collection_names
+    from diver.index.engine import Engine
+    from diver.index.stores.chroma import vector_collection_names
 
     first, second = _settings(tmp_path, "a", chroma_url), _settings(tmp_path, "b", chroma_url)
     with Engine(first) as eng_a, Engine(second) as eng_b:

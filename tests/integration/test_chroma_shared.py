@@ -17,8 +17,8 @@ import pytest
 from mcp_support import PYTHON, REPO, wait_for_port
 from servers import free_port, stop, wait_for_http
 
-from diver.documents import Document
 from diver.errors import VectorStoreUnavailable
+from diver.text.documents import Document
 
 pytest.importorskip("mcp")
 from mcp import Client  # noqa: E402
@@ -50,7 +50,7 @@ def docs(prefix: str, count: int) -> list[Document]:
 def test_chroma_server_outage_gives_a_typed_error_and_recovery_resumes(tmp_path: Path) -> None:
     from tests_support import make_settings
 
-    from diver.engine import Engine
+    from diver.index.engine import Engine
 
     port = free_port()
     chroma = start_chroma(tmp_path, port)
@@ -105,7 +105,7 @@ def test_small_collection_answers_from_its_exact_matrix_during_an_outage(tmp_pat
     hits) while the Chroma server is away; a write still fails whole and leaves nothing visible."""
     from tests_support import make_settings
 
-    from diver.engine import Engine
+    from diver.index.engine import Engine
 
     port = free_port()
     chroma = start_chroma(tmp_path, port)

@@ -12,9 +12,9 @@ import pytest
 
 from diver.config import load_settings
 from diver.hits import SearchHit
-from diver.llm import ChatLLM, LLMUsage
-from diver.rerankers.groupwise import rerank_groupwise
-from diver.rerankers.settings import GroupwiseSettings
+from diver.llm.client import ChatLLM, LLMUsage
+from diver.stages.rerank.groupwise import rerank_groupwise
+from diver.stages.rerank.settings import GroupwiseSettings
 
 pytestmark = [pytest.mark.llm, pytest.mark.integration, pytest.mark.slow]
 

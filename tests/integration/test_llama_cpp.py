@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from diver.config import DiverSettings, load_settings
-from diver.llm import ChatLLM, LLMUsage, open_completion_cache
+from diver.llm.client import ChatLLM, LLMUsage, open_completion_cache
 
 pytestmark = [pytest.mark.llm, pytest.mark.integration, pytest.mark.slow]
 
@@ -69,10 +69,10 @@ def _recall(hits: list[str], relevant: dict[str, int], k: int = 10) -> float:
 def test_full_graph_on_theoremqa_theorems(
     llama_server: str, theorem_data_dir: tuple[Path, Any], tmp_path: Path
 ) -> None:
-    from diver.engine import Engine
     from diver.graph.run import run_deep_search
-    from diver.query_assembly import search_with_expansions
-    from diver.retriever import as_retriever
+    from diver.index.engine import Engine
+    from diver.stages.query_assembly import search_with_expansions
+    from diver.stages.retriever import as_retriever
 
     data_dir, bench = theorem_data_dir
     settings = deep_settings(data_dir, tmp_path / "cache", llama_server)

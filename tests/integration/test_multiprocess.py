@@ -214,8 +214,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_local_engine_takes_over_an_idle_engine_but_not_a_busy_one(tmp_path: Path) -> None:
-    from diver.documents import Document
-    from diver.engine import Engine
+    from diver.index.engine import Engine
+    from diver.text.documents import Document
 
     settings = settings_for(tmp_path / "data")
     local = load_settings(data_dir=tmp_path / "data", embedding={"provider": "hashing"},
@@ -260,7 +260,7 @@ def test_engine_exits_when_its_last_client_is_gone_for_the_idle_timeout(tmp_path
 def test_query_assembly_sees_the_engine_embedders_window(tmp_path: Path) -> None:
     """Through the shared engine, query assembly still knows what fits the embedder's window: a long
     query + expansion is embedded in parts (never silently cut), a short one whole, as in-process."""
-    from diver.query_assembly import _fits
+    from diver.stages.query_assembly import _fits
 
     settings = settings_for(tmp_path / "data").model_copy(
         update={"engine": load_settings(engine={"mode": "shared", "idle_timeout_s": 1.0}).engine}

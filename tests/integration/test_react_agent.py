@@ -37,9 +37,9 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage  # noqa:
 from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 
 from diver.config import load_settings  # noqa: E402
-from diver.documents import Document  # noqa: E402
-from diver.engine import Engine  # noqa: E402
+from diver.index.engine import Engine  # noqa: E402
 from diver.service import protocol  # noqa: E402
+from diver.text.documents import Document  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "react-agent-token-0123456789"

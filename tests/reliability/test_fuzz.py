@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from diver.documents import Document, RegexSpanner, chunk_document
-from diver.expansion import strip_reasoning
-from diver.rerank_parsers import parse_ranking, parse_relevance_score
+from diver.stages.expansion import strip_reasoning
+from diver.stages.rerank.parsers import parse_ranking, parse_relevance_score
+from diver.text.documents import Document, RegexSpanner, chunk_document
 
 pytest.importorskip("mcp")
 from diver.server.models import DocumentInput  # noqa: E402

@@ -1,0 +1,288 @@
+"""The retrieval engine: named collections that keep a BM25 index and a dense index consistent.
+
+Layout of ``data_dir``::
+
+    .lock                     one process at a time (a clear IndexLocked error otherwise)
+    store-id                  this data dir's namespace in chroma collection names (see store.py)
+    collections/<name>/meta.json    embedder id, dimensions, chunking, the exact chroma collection names
+                              (written last: its absence = half-created)
+    collections/<name>/catalog.sqlite   documents and chunks: what is visible (see catalog.py)
+    collections/<name>/bm25/   BM25 segments (seg-<id>/) and gen-<N>.json, the segments and deleted
+                              documents of generation N of the catalog (see lexical_store.py)
+    chroma/                   embedded chromadb (dense vectors by chunk key)
+    cache/                    embedding and LLM caches
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from diver.config import DiverSettings, load_settings
+from diver.errors import CollectionNotFound, CorruptIndex, IndexLocked, InputError
+from diver.hits import CollectionInfo
+from diver.index.catalog import Catalog
+from diver.index.collection import Collection
+from diver.index.dense.embedders import Embedder, build_embedder
+from diver.index.stores.chroma import (
+    VectorStore,
+    data_dir_store_id,
+    drop_vector_collection,
+    open_client,
+    store_collection_name,
+)
+
+log = logging.getLogger(__name__)
+META_FORMAT = 1
+STALE_STORE_NAMES = "stale_store_names"  # meta key: chroma collections to delete (see rebuild_dense)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]$")
+
+
+def validate_collection_name(name: Any, max_length: int = 63) -> str:
+    """3..max_length characters of letters, digits, '-' and '_', starting and ending alphanumeric."""
+    if not isinstance(name, str):
+        raise InputError(f"collection name must be a string, got {type(name).__name__}")
+    if not 3 <= len(name) <= max_length or not _NAME.match(name) or not name.isascii():
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise InputError(
+            f"invalid collection name {shown!r}: use 3-{max_length} ASCII letters, digits, '-' or '_', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+class Engine:
+    """Opens a data directory and hands out collections. One instance per process and data directory."""
+
+    def __init__(self, settings: DiverSettings | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.data_dir = self.settings.data_dir
+        (self.data_dir / "collections").mkdir(parents=True, exist_ok=True)
+        self._lock_file = _acquire_lock(self.data_dir)
+        try:
+            self.store_id = data_dir_store_id(self.data_dir)
+        except BaseException:
+            self._lock_file.release()
+            raise
+        self._embedder = embedder
+        self._client: Any = None
+        self._collections: dict[str, Collection] = {}
+        self._guard = threading.RLock()
+
+    # -- shared resources (lazy) ------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        with self._guard:
+            if self._embedder is None:
+                self._embedder = build_embedder(self.settings.embedding, self.settings.resolved_cache_dir)
+            return self._embedder
+
+    @property
+    def client(self) -> Any:
+        with self._guard:
+            if self._client is None:
+                self._client = open_client(self.settings.store, self.data_dir)
+            return self._client
+
+    def _dir(self, name: str) -> Path:
+        return self.data_dir / "collections" / name
+
+    # -- collections ------------------------------------------------------------------------------
+    def collection_names(self) -> list[str]:
+        root = self.data_dir / "collections"
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "meta.json").exists())
+
+    def list_collections(self) -> list[CollectionInfo]:
+        return [self.collection(name).info() for name in self.collection_names()]
+
+    def collection(self, name: str, create: bool = False) -> Collection:
+        name = validate_collection_name(name, self.settings.limits.max_collection_name)
+        with self._guard:
+            if name in self._collections:
+                return self._collections[name]
+            directory = self._dir(name)
+            meta_path = directory / "meta.json"
+            if not meta_path.exists():
+                if directory.exists() and any(directory.iterdir()) and not create:
+                    raise CorruptIndex(
+                        f"collection {name!r} is half-created (no meta.json in {directory}); "
+                        f"run `diver drop {name}` and index again"
+                    )
+                if not create:
+                    raise CollectionNotFound(name, self.collection_names())
+                if (directory / "meta.dropping.json").exists():
+                    self.drop(name)  # finish an interrupted drop before creating the collection afresh
+                meta = self._create(name, directory)
+            else:
+                meta = _read_meta(meta_path, name)
+            catalog = Catalog(directory / "catalog.sqlite", create=False)
+            store = VectorStore(self.client, meta["store_name"], self.settings.store, create=True)
+            collection = Collection(self, name, directory, meta, catalog, store)
+            collection.recover()  # the engine holds the data-dir lock: finishing a crashed write is safe
+            self._collections[name] = collection
+            return collection
+
+    def _create(self, name: str, directory: Path) -> dict[str, Any]:
+        embedder = self.embedder
+        budget = self.settings.chunking.max_tokens or embedder.chunk_token_budget()  # type: ignore[attr-defined]
+        directory.mkdir(parents=True, exist_ok=True)
+        Catalog(directory / "catalog.sqlite", create=True).close()
+        store_name = store_collection_name(self.store_id, name)
+        # The name belongs to this data dir and collection only: vectors left by an interrupted drop go.
+        drop_vector_collection(self.client, store_name)
+        meta = {
+            "format": META_FORMAT,
+            "name": name,
+            "store_name": store_name,
+            "embedder": embedder.id,
+            "dimensions": embedder.dimensions,
+            "chunk_tokens": budget,
+            "chunk_overlap": self.settings.chunking.overlap,
+            "query_prefix": self.settings.embedding.query_prefix,
+            "document_prefix": self.settings.embedding.document_prefix,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        write_meta(directory, meta)
+        log.info(
+            "created collection %s (%s, %d dims, %d-token chunks)",
+            name,
+            embedder.id,
+            embedder.dimensions,
+            budget,
+        )
+        return meta
+
+    def drop(self, name: str) -> None:
+        name = validate_collection_name(name, self.settings.limits.max_collection_name)
+        with self._guard:
+            directory = self._dir(name)
+            if not directory.exists():
+                raise CollectionNotFound(name, self.collection_names())
+            existing = self._collections.pop(name, None)
+            if existing is not None:
+                existing.close()
+            # meta.json is renamed first: a crash mid-drop leaves a half-created collection, never a live
+            # one, and the renamed file still names the chroma collections to delete when drop is rerun.
+            meta_path, dropping = directory / "meta.json", directory / "meta.dropping.json"
+            if meta_path.exists():
+                os.replace(meta_path, dropping)
+            for store_name in self._store_names(name, dropping):
+                drop_vector_collection(self.client, store_name)
+            shutil.rmtree(directory)
+
+    def _store_names(self, name: str, meta_path: Path) -> list[str]:
+        """Every chroma collection a DIVER collection's meta records (live, half-built or replaced copies).
+
+        Exact names only, never a prefix: ``notes-v2`` is another collection, not a copy of ``notes``."""
+        if meta_path.exists():
+            try:
+                meta = _read_meta(meta_path, name)
+                return [meta["store_name"], *meta.get(STALE_STORE_NAMES, [])]
+            except CorruptIndex as exc:
+                log.warning("%s: dropping the vectors under the names DIVER would have given them", exc)
+        names = [store_collection_name(self.store_id, name)]
+        if not self.settings.store.chroma_url:  # a private embedded store: the pre-namespace name too
+            names.append(name)
+        return names
+
+    def close(self) -> None:
+        with self._guard:
+            for collection in self._collections.values():
+                collection.close()
+            self._collections.clear()
+            if self._client is not None and hasattr(self._client, "close"):
+                # chromadb caches one embedded client per path and process: a later Engine here must read
+                # what another process (the shared engine) wrote since, not this client's stale HNSW.
+                self._client.close()
+            self._client = None
+            if self._lock_file is not None:
+                self._lock_file.release()
+                self._lock_file = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_meta(directory: Path, meta: dict[str, Any]) -> None:
+    """Replace meta.json atomically (write, fsync, rename)."""
+    tmp = directory / "meta.json.tmp"
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps(meta, indent=2))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, directory / "meta.json")
+
+
+def _read_meta(path: Path, name: str) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if meta.get("format") != META_FORMAT or "dimensions" not in meta or "store_name" not in meta:
+            raise ValueError("unexpected format")
+        return meta
+    except (OSError, ValueError) as exc:
+        raise CorruptIndex(
+            f"collection {name!r} has an unreadable {path.name} ({exc}); run `diver drop {name}` and index again"
+        ) from exc
+
+
+def _acquire_lock(data_dir: Path) -> Any:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(data_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        if _shared_engine_released(data_dir, lock):
+            (data_dir / ".lock.owner").write_text(f"pid {os.getpid()}", encoding="utf-8")
+            return lock
+        owner = (
+            (data_dir / ".lock.owner").read_text(encoding="utf-8").strip()
+            if (data_dir / ".lock.owner").exists()
+            else "?"
+        )
+        raise IndexLocked(
+            f"data directory {data_dir} is in use by another DIVER process ({owner}); stop it, use its MCP "
+            "tools, or point DIVER_DATA_DIR elsewhere"
+        ) from exc
+    (data_dir / ".lock.owner").write_text(f"pid {os.getpid()}", encoding="utf-8")
+    return lock
+
+
+def _shared_engine_released(data_dir: Path, lock: Any) -> bool:
+    """The lock is the shared engine's (diver.service) and it has no other client: it exits, we take over.
+
+    An engine still starting (its spawning client may have died) is asked once its socket answers."""
+    import time
+
+    from filelock import Timeout
+
+    from diver.service.protocol import ENGINE_OWNER_TAG
+    from diver.service.spawn import release_idle_engine
+
+    owner = data_dir / ".lock.owner"
+    for _ in range(2):  # an engine writes its tag right after taking the lock: look twice
+        if owner.exists() and ENGINE_OWNER_TAG in owner.read_text(encoding="utf-8"):
+            break
+        time.sleep(0.3)
+    else:
+        return False
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if release_idle_engine(data_dir) is False:
+            return False  # other clients use it
+        try:
+            lock.acquire(timeout=1.0)  # it finishes the requests in flight, then exits
+            return True
+        except Timeout:
+            continue
+    return False

@@ -1,0 +1,43 @@
+"""The small retrieval interface the LLM stages need, and its adapter over an engine ``Collection``."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from diver.hits import SearchHit
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Ranked search plus full-text lookup; tests use fakes, production adapts a ``Collection``."""
+
+    def search(self, query: str, k: int) -> list[SearchHit]: ...
+
+    def get_text(self, doc_id: str) -> str: ...
+
+
+class CollectionRetriever:
+    """``Retriever`` over ``diver.index.engine`` collections (hybrid search, full document text)."""
+
+    def __init__(self, collection: Any, mode: str = "hybrid") -> None:
+        self.collection = collection
+        self.mode = mode
+        self.name: str = getattr(collection, "name", "")
+        self.notes: list[str] = []
+
+    def search(self, query: str, k: int) -> list[SearchHit]:
+        result = self.collection.search(query, k=k, mode=self.mode)
+        self.notes.extend(note for note in result.notes if note not in self.notes)
+        return list(result.hits)
+
+    def get_text(self, doc_id: str) -> str:
+        return self.collection.get(doc_id).text
+
+
+def as_retriever(obj: Any) -> Retriever:
+    """Accept a ``Retriever`` as is, or adapt anything with ``search(query, k, mode)`` and ``get(id)``."""
+    if hasattr(obj, "get_text") and hasattr(obj, "search"):
+        return obj
+    if hasattr(obj, "search") and hasattr(obj, "get"):
+        return CollectionRetriever(obj)
+    raise TypeError(f"cannot use {type(obj).__name__} as a retriever (needs search() and get())")

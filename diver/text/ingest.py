@@ -1,0 +1,278 @@
+"""Reading documents from files: a folder of .txt/.md files, one such file, or a .jsonl of {id, text, metadata}.
+
+Used by the CLI (``diver index``) and the MCP server (``index_path``). Nothing here imports an adapter.
+Paths can be confined to allowed roots: ``..`` is refused, the real path (symlinks resolved) must lie
+under a root, and only regular files are read (no FIFOs, devices, /proc or /sys). Files that cannot be
+read as text (binary, not UTF-8, too large) and broken .jsonl lines are skipped and reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from diver.errors import InputError, PathNotAllowed
+from diver.text.documents import Document, make_document
+
+TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
+JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
+_FORBIDDEN_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
+_BINARY_SNIFF_BYTES = 8192
+MAX_REPORTED_SKIPS = 200
+
+
+def _contains(root: Path, path: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def confine_path(path: str | Path, allowed_roots: Sequence[Path] | None) -> Path:
+    """The real path of ``path`` if it may be read, else ``PathNotAllowed``.
+
+    ``allowed_roots=None`` means unconfined (the CLI); an empty list refuses everything. A relative
+    path is taken relative to the first allowed root that contains it (or to the working directory
+    when unconfined).
+    """
+    if not str(path).strip():  # before Path(): Path("") is "." and would read a whole root
+        raise InputError("path is empty")
+    raw = Path(path).expanduser() if isinstance(path, str) else path
+    if "\x00" in str(raw):
+        raise InputError("path contains NUL bytes")
+    if ".." in raw.parts:
+        raise PathNotAllowed(f"path {str(raw)!r} contains '..'; give a path inside an allowed root")
+    if allowed_roots is not None:
+        roots = [_real(Path(r).expanduser()) for r in allowed_roots]
+        if not roots:
+            raise PathNotAllowed(
+                "reading files is disabled: no allowed roots are configured "
+                "(set server.allowed_roots, e.g. DIVER_SERVER__ALLOWED_ROOTS='[\"/path/to/docs\"]')"
+            )
+        candidates = [raw] if raw.is_absolute() else [root / raw for root in roots]
+        real = next((_real(c) for c in candidates if os.path.lexists(c)), _real(candidates[0]))
+        if not any(_contains(root, real) for root in roots):
+            shown = ", ".join(str(r) for r in roots)
+            raise PathNotAllowed(
+                f"path {str(raw)!r} is outside the allowed roots ({shown}); symlinks are resolved first"
+            )
+    else:
+        real = _real(raw)
+    if any(_contains(tree, real) for tree in _FORBIDDEN_TREES):
+        raise PathNotAllowed(f"path {str(raw)!r} resolves to {real}, a system tree that is never read")
+    try:
+        mode = os.stat(real).st_mode
+    except FileNotFoundError as exc:
+        raise InputError(f"path {str(raw)!r} does not exist") from exc
+    except OSError as exc:
+        raise InputError(f"path {str(raw)!r} cannot be read: {exc.strerror}") from exc
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise PathNotAllowed(f"path {str(raw)!r} is not a regular file or folder")
+    return real
+
+
+def read_documents(
+    path: str | Path,
+    *,
+    allowed_roots: Sequence[Path] | None = None,
+    max_bytes: int,
+    max_metadata_bytes: int | None = None,
+    max_documents: int | None = None,
+) -> tuple[list[Document], list[str]]:
+    """Documents from a folder of .txt/.md files (ids = relative paths), one .txt/.md file, or a .jsonl.
+
+    Returns (documents, skipped), each skip as ``"<where>: <reason>"``. Raises ``PathNotAllowed`` for a
+    path outside ``allowed_roots`` and ``InputError`` for an unsupported file or too many documents.
+    """
+    real = confine_path(path, allowed_roots)
+    skipped: list[str] = []
+    documents: list[Document] = []
+    confined = None if allowed_roots is None else [_real(Path(r).expanduser()) for r in allowed_roots]
+    if real.is_dir():
+        roots = [real] if confined is None else confined
+        for file in _walk(real, roots, skipped):
+            doc = _read_text_file(file, file.relative_to(real).as_posix(), max_bytes, skipped, roots)
+            if doc is not None:
+                documents.append(doc)
+                _check_count(len(documents), max_documents, path)
+    elif real.suffix.lower() in JSONL_SUFFIXES:
+        documents = _read_jsonl(real, max_bytes, max_metadata_bytes, max_documents, skipped, confined)
+    elif real.suffix.lower() in TEXT_SUFFIXES:
+        doc = _read_text_file(real, real.name, max_bytes, skipped, confined)
+        documents = [doc] if doc is not None else []
+    else:
+        raise InputError(
+            f"unsupported file {real.name!r}: give a folder of .txt/.md files, a .txt/.md file, or a .jsonl "
+            'with one {"id", "text", "metadata"} object per line'
+        )
+    return documents, _cap(skipped)
+
+
+def _check_count(count: int, max_documents: int | None, path: str | Path) -> None:
+    if max_documents is not None and count > max_documents:
+        raise InputError(f"{str(path)!r} holds more than {max_documents} documents; index it in parts")
+
+
+def _cap(skipped: list[str]) -> list[str]:
+    if len(skipped) <= MAX_REPORTED_SKIPS:
+        return skipped
+    return skipped[:MAX_REPORTED_SKIPS] + [f"... and {len(skipped) - MAX_REPORTED_SKIPS} more skipped"]
+
+
+def _walk(folder: Path, roots: list[Path], skipped: list[str]) -> list[Path]:
+    """Text files under ``folder`` in sorted order; hidden entries ignored, symlinks must stay inside."""
+    found: list[Path] = []
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        base = Path(current)
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            file = base / name
+            shown = file.relative_to(folder).as_posix()
+            if file.suffix.lower() not in TEXT_SUFFIXES:
+                skipped.append(f"{shown}: not a .txt or .md file")
+                continue
+            if file.is_symlink():
+                target = _real(file)
+                if not any(_contains(root, target) for root in roots):
+                    skipped.append(f"{shown}: symlink points outside the allowed roots")
+                    continue
+            found.append(file)
+    return found
+
+
+def _open_confined(file: Path, roots: Sequence[Path] | None) -> int:
+    """Open ``file`` read-only, then check where the opened descriptor really is.
+
+    Checking a path and then opening it leaves a window in which a symlink (the file or any folder
+    above it) can be swapped; the check that counts is on the opened file's own path (``/proc/self/fd``
+    or ``F_GETPATH``): inside ``roots`` (None = unconfined) and outside the system trees.
+    """
+    fd = os.open(_real(file), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        opened = _descriptor_path(fd)
+        if roots is not None and not any(_contains(root, opened) for root in roots):
+            raise PathNotAllowed(f"{file.name!r} resolved to {opened} when opened: outside the allowed roots")
+        if any(_contains(tree, opened) for tree in _FORBIDDEN_TREES):
+            raise PathNotAllowed(f"{file.name!r} resolved to {opened} when opened: a system tree")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _descriptor_path(fd: int) -> Path:
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        import fcntl
+
+        if not hasattr(fcntl, "F_GETPATH"):
+            raise OSError("cannot tell where an opened file lies (no /proc, no F_GETPATH)") from None
+        raw = fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024))
+        return Path(os.fsdecode(raw.split(b"\0", 1)[0]))
+
+
+def _read_bytes(file: Path, max_bytes: int, roots: Sequence[Path] | None) -> bytes:
+    """Read a regular file inside ``roots`` without following a symlink swap or blocking on a FIFO."""
+    real = _real(file)
+    if any(_contains(tree, real) for tree in _FORBIDDEN_TREES):
+        raise OSError("is in a system tree")
+    fd = _open_confined(real, roots)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError("is not a regular file")
+        if info.st_size > max_bytes:
+            raise OSError(f"is {info.st_size} bytes; the limit is {max_bytes} (limits.max_document_bytes)")
+        return handle.read(max_bytes + 1)
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
+        raise UnicodeError("binary file (NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnicodeError(f"not UTF-8 (invalid byte at offset {exc.start})") from exc
+
+
+def _read_text_file(
+    file: Path, doc_id: str, max_bytes: int, skipped: list[str], roots: Sequence[Path] | None
+) -> Document | None:
+    try:
+        text = _decode(_read_bytes(file, max_bytes, roots))
+        return make_document(doc_id, text, {"path": doc_id}, max_bytes=max_bytes)
+    except UnicodeError as exc:
+        skipped.append(f"{doc_id}: {exc}")
+    except OSError as exc:
+        skipped.append(f"{doc_id}: {exc.strerror or exc}")
+    except InputError as exc:
+        skipped.append(f"{doc_id}: {exc}")
+    return None
+
+
+def _read_jsonl(
+    file: Path,
+    max_bytes: int,
+    max_metadata_bytes: int | None,
+    max_documents: int | None,
+    skipped: list[str],
+    roots: Sequence[Path] | None,
+) -> list[Document]:
+    try:
+        fd = _open_confined(file, roots)
+    except OSError as exc:
+        raise InputError(f"cannot open {file.name!r}: {exc.strerror or exc}") from exc
+    documents: list[Document] = []
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise PathNotAllowed(f"{file.name!r} is not a regular file")
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                doc = _jsonl_document(raw, max_bytes, max_metadata_bytes)
+            except (UnicodeError, ValueError, InputError) as exc:
+                skipped.append(f"{file.name} line {number}: {exc}")
+                continue
+            documents.append(doc)
+            _check_count(len(documents), max_documents, file.name)
+    return documents
+
+
+def _jsonl_document(raw: bytes, max_bytes: int, max_metadata_bytes: int | None) -> Document:
+    if len(raw) > max_bytes + (max_metadata_bytes or 0) + 1024:
+        raise InputError(f"line is {len(raw)} bytes, over the document limit of {max_bytes}")
+    try:
+        line = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnicodeError(f"not UTF-8 (invalid byte at offset {exc.start})") from exc
+    try:
+        record: Any = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    unknown = set(record) - {"id", "text", "metadata"}
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}; expected id, text and optional metadata")
+    for key in ("id", "text"):
+        if key not in record:
+            raise ValueError(f"missing {key!r}")
+    doc_id, metadata = record["id"], record.get("metadata") or {}
+    if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
+        raise ValueError(f"'id' must be a string or integer, got {type(doc_id).__name__}")
+    if not isinstance(metadata, dict):
+        raise ValueError(f"'metadata' must be an object, got {type(metadata).__name__}")
+    if max_metadata_bytes is not None:
+        size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+        if size > max_metadata_bytes:
+            raise ValueError(f"metadata is {size} bytes; the limit is {max_metadata_bytes}")
+    return make_document(str(doc_id), record["text"], metadata, max_bytes=max_bytes)
