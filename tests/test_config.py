@@ -73,7 +73,7 @@ def test_every_field_is_documented():
 def test_configuration_reference_is_up_to_date():
     from pathlib import Path
 
-    from diver.config_docs import render
+    from diver.config.docs import render
 
     path = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
-    assert path.read_text(encoding="utf-8") == render(), "run: python -m diver.config_docs > docs/configuration.md"
+    assert path.read_text(encoding="utf-8") == render(), "run: python -m diver.config.docs > docs/configuration.md"

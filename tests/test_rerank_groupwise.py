@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from diver.config.rerank import GroupwiseSettings
 from diver.hits import SearchHit
 from diver.llm.client import LLMUsage
 from diver.stages.rerank.groupwise import group_prompt, rerank_groupwise
@@ -26,7 +27,6 @@ from diver.stages.rerank.groupwise_core import (
     plan_groups,
     repair_json,
 )
-from diver.stages.rerank.settings import GroupwiseSettings
 from tests.llm_fakes import scripted_llm
 
 EXAMPLES = Path(__file__).parent / "data" / "groupwise_sft_data_example.jsonl"

@@ -11,10 +11,10 @@ import asyncio
 import pytest
 
 from diver.config import load_settings
+from diver.config.rerank import GroupwiseSettings
 from diver.hits import SearchHit
 from diver.llm.client import ChatLLM, LLMUsage
 from diver.stages.rerank.groupwise import rerank_groupwise
-from diver.stages.rerank.settings import GroupwiseSettings
 
 pytestmark = [pytest.mark.llm, pytest.mark.integration, pytest.mark.slow]
 

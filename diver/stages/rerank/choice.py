@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from diver.config.rerank import RERANKER_NAMES
 from diver.stages.rerank.parsers import merge_rankings
-from diver.stages.rerank.settings import RERANKER_NAMES
 
 LLM_RERANKERS = ("pointwise", "listwise", "groupwise")
 NODES = {name: "rerank_" + name.replace("-", "_") for name in RERANKER_NAMES}

