@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-
-def _get(data: Any, *path: Any, default: Any = None) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return default
-        data = data[key]
-    return data
-
-
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def _met(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("met" if ok else "**missed**")
+from benchmarks.report_format import fmt as _fmt
+from benchmarks.report_format import get as _get
+from benchmarks.report_format import met as _met
 
 
 def targets(r: dict) -> list[tuple[str, str, str]]:
@@ -125,7 +106,7 @@ def targets(r: dict) -> list[tuple[str, str, str]]:
         )
     )
     rows.append(("6. scaling log-log plot", "scaling.png", _met(bool(_get(r, "scaling")))))
-    from benchmarks.report_perf import gpu_row, perf_targets  # imports this module's helpers
+    from benchmarks.report_perf import gpu_row, perf_targets
 
     rows += perf_targets(r)
     rows.append(gpu_row())

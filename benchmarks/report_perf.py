@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import _fmt, _get, _met
+from benchmarks.report_format import fmt as _fmt
+from benchmarks.report_format import get as _get
+from benchmarks.report_format import met as _met
 
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent.parent / "README.md"

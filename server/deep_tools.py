@@ -21,55 +21,28 @@ from diver.server.agent_loop import (
     RoundState,
     decode_round,
     encode_round,
-    feedback_text,
-    select_feedback,
-    verdict,
 )
 from diver.server.budget import fit_hits
 from diver.server.errors import in_thread, to_mcp_error
-from diver.server.models import DeepSearchOutput, Feedback
+from diver.server.models import DeepSearchOutput
 from diver.server.progress import ProgressReporter
 from diver.server.rerank_tools import Rerankers, RerankWeights, local_rerank, rerank_context
 from diver.server.sampling import Sampled, sampling_rounds
+from diver.server.schemas import (
+    READ_ONLY,
+    Collection,
+    Expansions,
+    HitChars,
+    K,
+    MaxChars,
+    Query,
+    RoundToken,
+    Source,
+    Where,
+)
+from diver.server.search import agent_round, run_search
 from diver.server.state import ServerState, state_of
-from diver.server.tools import READ_ONLY, Collection, Expansions, HitChars, K, MaxChars, Query, Source, Where
-from diver.server.tools import run_search as _run_search
 from diver.stages.query_assembly import AssemblingRetriever, clean
-
-FEEDBACK_TOKENS = 120
-RoundToken = Annotated[str | None, Field(description="The `round` token of your previous deep_search call.")]
-
-
-def agent_round(state: ServerState, collection: str, query: str, k: int, expansions: list[str] | None,
-                token: str | None, where: dict[str, Any] | None, source: str | None, max_rounds: int,
-                reasoner: str, why: str) -> tuple[DeepSearchOutput, list[Any]]:  # fmt: skip
-    """One round of the agent-driven loop: retrieve (with the expansions), pick unseen feedback, decide."""
-    prev = decode_round(token, collection, query)
-    parts = clean(expansions)
-    round_no = prev.round + 1 if parts else prev.round
-    feedback_k = state.settings.expansion.feedback_k
-    depth = min(state.settings.limits.max_k, max(k, TOP_N) + feedback_k + len(prev.seen))
-    result = _run_search(state, collection, query, depth, "hybrid", parts, where, source)
-    hits = result.hits
-    chosen = select_feedback(hits, prev.seen, feedback_k) if round_no < max_rounds else []
-    top = [h.id for h in hits[:TOP_N]]
-    decided = verdict(prev, round_no, top, bool(parts), state.settings.expansion.stop_overlap, max_rounds,
-                      len(chosen))  # fmt: skip
-    if decided.converged:
-        chosen = []
-    new = RoundState(round_no, top, prev.seen + [h.id for h in chosen], prev.binding)
-    out = DeepSearchOutput(
-        collection=collection, query=query, hits=[], expansions=[], rounds=round_no,
-        stop_reason=decided.next_step if decided.converged else "", stages=["retrieve"], llm_calls=0,
-        tokens=0, reasoner=reasoner, reasoner_why=why, round=encode_round(new), round_no=round_no,
-        converged=decided.converged, overlap=decided.overlap, next_step=decided.next_step,
-        feedback=[Feedback(id=h.id, title=h.title, text=feedback_text(h, FEEDBACK_TOKENS)) for h in chosen],
-        skipped=["rerank: not run in the agent loop (rerank the hits yourself: search format='compact')"],
-        timings_ms=result.timings_ms,
-    )  # fmt: skip
-    if parts:
-        out.skipped.insert(0, f"query assembly: {len(parts)} expansion(s) retrieved with the query")
-    return out, hits[:k]
 
 
 def register_deep_search(server: MCPServer) -> None:
@@ -138,7 +111,7 @@ async def _endpoint(state: ServerState, ctx: Context, collection: str, query: st
                     rerank: dict[str, Any]) -> tuple[DeepSearchOutput, list[Any]]:  # fmt: skip
     """The server's LLM runs the whole pipeline (LangGraph): expansion rounds, then reranking."""
     prev = await in_thread(decode_round, token, collection, query)
-    await in_thread(_run_search, state, collection, query, 1, "bm25", None, where, source)  # fail fast
+    await in_thread(run_search, state, collection, query, 1, "bm25", None, where, source)  # fail fast
     col = await in_thread(state.engine.collection, collection)
     run = await in_thread(state.graph_runner)
     context: dict[str, Any] = {"k": k, "rounds": max_rounds, "collection": collection}

@@ -23,6 +23,7 @@ from diver.llm.client import Message
 from diver.server.agent_loop import decode_round, encode_round, select_feedback
 from diver.server.errors import in_thread
 from diver.server.models import DeepSearchOutput, ExpansionOutput
+from diver.server.search import agent_round, run_search
 from diver.server.state import ServerState, state_of
 from diver.stages.expansion import build_expansion_messages, feedback_passages, strip_reasoning
 from diver.stages.query_assembly import clean
@@ -40,8 +41,6 @@ def client_samples(ctx: Context) -> bool:
 def prompt_feedback(state: ServerState, collection: str, query: str, token: str | None,
                     where: dict[str, Any] | None, source: str | None) -> list[SearchHit]:  # fmt: skip
     """The top ``feedback_k`` hits not shown before (same filters): the passages the prompt shows."""
-    from diver.server.tools import run_search
-
     prev = decode_round(token, collection, query)
     feedback_k = state.settings.expansion.feedback_k
     depth = min(state.settings.limits.max_k, feedback_k + len(prev.seen))
@@ -91,8 +90,6 @@ async def sampling_rounds(state: ServerState, sampled: CreateMessageResult, coll
                           max_rounds: int) -> tuple[DeepSearchOutput, list[Any]]:  # fmt: skip
     """One round of the loop with the expansion the client's model wrote (``reasoner="sampling"``); a reply
     without text falls back to retrieval only, and says so."""
-    from diver.server.deep_tools import agent_round
-
     text = sampled_text(sampled)
     if not text:
         why = (f"the client's model (MCP sampling, {sampled.model}) returned no text: retrieval only; write the "

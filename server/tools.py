@@ -8,62 +8,29 @@ returns a pydantic model (structured output). Errors are mapped by ``diver.serve
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from diver.errors import InputError
-from diver.hits import SearchResult
-from diver.server.budget import compact, fit_hits
 from diver.server.errors import in_thread
 from diver.server.models import ChunkOutput, CollectionsOutput, DocumentOutput, SearchOutput
+from diver.server.schemas import (
+    READ_ONLY,
+    Collection,
+    Expansions,
+    Format,
+    HitChars,
+    K,
+    MaxChars,
+    Mode,
+    Query,
+    Source,
+    Where,
+)
+from diver.server.search import run_search, search_output
 from diver.server.state import ServerState, state_of
-from diver.stages.query_assembly import DEFAULT_VARIANT, assembled_search
-
-Collection = Annotated[str, Field(description="Collection name (see list_collections).")]
-Query = Annotated[str, Field(description="What to look for, in natural language; may be long and detailed.")]
-K = Annotated[int, Field(ge=1, le=1000, description="Number of documents to return.")]
-Mode = Literal["hybrid", "bm25", "dense"]
-Expansions = Annotated[
-    list[str] | None,
-    Field(max_length=8, description="Passages YOU wrote: an answer naming the theorems/concepts/APIs a "
-          "relevant document would contain. Retrieved with the query; each part counts."),
-]  # fmt: skip
-Where = Annotated[
-    dict[str, Any] | None,
-    Field(description='Metadata filter, chroma-style: {"lang": "en"}, {"year": {"$gte": 2020}}, $in, $nin, '
-          "$ne, $lt, $lte, $gt, $and, $or. Applied before the top-k cut."),
-]  # fmt: skip
-Source = Annotated[str | None, Field(description="Only documents whose metadata source starts with this.")]
-MaxChars = Annotated[int, Field(ge=500, le=500_000, description="Budget for the whole response (characters).")]
-HitChars = Annotated[int, Field(ge=50, le=100_000, description="Budget per hit's passage (characters).")]
-Format = Literal["full", "compact"]
-COMPACT_TOKENS = 60
-READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-
-
-def run_search(state: ServerState, collection: str, query: str, k: int, mode: str,
-               expansions: list[str] | None = None, where: dict[str, Any] | None = None,
-               source: str | None = None) -> SearchResult:  # fmt: skip
-    """Search with the query and the agent's expansions (query assembly), filters before the top-k cut."""
-    col = state.engine.collection(collection)
-    return assembled_search(col, query, expansions, k=k, mode=mode, variant=DEFAULT_VARIANT, where=where,
-                            source=source)  # fmt: skip
-
-
-def search_output(result: SearchResult, fmt: str, max_chars: int, hit_chars: int,
-                  expansions: list[str] | None) -> SearchOutput:  # fmt: skip
-    data: dict[str, Any] = {"collection": result.collection, "query": result.query, "mode": result.mode,
-                            "notes": result.notes, "timings_ms": result.timings_ms}  # fmt: skip
-    if expansions:
-        data["assembly"] = DEFAULT_VARIANT
-    if fmt == "compact":
-        data["candidates"], data["cut"] = compact(result.hits, COMPACT_TOKENS, max_chars, hit_chars)
-    else:
-        data["hits"], data["cut"] = fit_hits(result.hits, hit_chars, max_chars)
-    return SearchOutput.model_validate(data)
 
 
 def register_tools(server: MCPServer, read_only: bool = False) -> None:
