@@ -1,10 +1,4 @@
-"""One validated configuration model for the whole system.
-
-Every knob lives here, with its documentation. Values come from (highest priority first):
-explicit keyword arguments, ``DIVER_*`` environment variables (nested with ``__``, e.g.
-``DIVER_EMBEDDING__MODEL``), an optional TOML file named by ``DIVER_CONFIG``, then the defaults below.
-Unknown keys are refused (``extra="forbid"``) so a typo fails at load instead of being ignored.
-"""
+"""``DiverSettings`` (the sections together), its sources (keywords, env, TOML) and ``DIVER_*`` name checks."""
 
 from __future__ import annotations
 
