@@ -90,7 +90,7 @@ async def _rerank(url: str, concurrency: int, documents: int, cache_dir: Path | 
     from diver.config import ModelSettings, RerankSettings
     from diver.hits import SearchHit
     from diver.llm.client import ChatLLM, LLMUsage
-    from diver.stages.rerank.llm_rerankers import rerank_pointwise
+    from diver.stages.rerank.pointwise import rerank_pointwise
 
     settings = ModelSettings(base_url=url, model="bench", max_retries=0, timeout_s=30)
     cache = CompletionCache(cache_dir) if cache_dir is not None else None

@@ -25,8 +25,8 @@ RERANKERS: dict[str, dict[str, Any]] = {
     "listwise": {"rerankers": ["listwise"]},
     "groupwise": {"rerankers": ["groupwise"]},
     "groupwise-v3": {"rerankers": ["groupwise"], "groupwise_preset": "v3"},
-    "cross-encoder": {"rerankers": ["cross-encoder"]},
-    "cross-encoder+pointwise": {"rerankers": ["cross-encoder", "pointwise"]},
+    "cross_encoder": {"rerankers": ["cross_encoder"]},
+    "cross_encoder+pointwise": {"rerankers": ["cross_encoder", "pointwise"]},
 }
 
 

@@ -37,8 +37,10 @@ class Context:
     pointwise_weight: float | None = _knob("Merge: weight of pointwise ranks (0.6).")
     listwise_weight: float | None = _knob("Merge: weight of listwise ranks (0.4).")
     rerankers: list[str] | None = _knob(
-        "Rerankers to run: pointwise, listwise, groupwise, cross-encoder ([] = none; None = the default)."
+        "Rerankers to run, by registry name: pointwise, listwise, groupwise, cross_encoder, ... ([] = none; "
+        "None = the default)."
     )
+    rerank_weights: dict[str, float] | None = _knob("Merge weight per reranker name (overrides <name>_weight).")
     groupwise_weight: float | None = _knob("Merge: weight of groupwise ranks (0.4).")
     groupwise_preset: str | None = _knob("Groupwise groups: 'reference' (10/10/2) or 'v3' (20/20/6).")
     window_size: int | None = _knob("Listwise sliding-window size when candidates exceed the context.")
@@ -93,6 +95,8 @@ def apply_context(settings: DiverSettings, ctx: Context) -> DiverSettings:
             llm[role]["base_url"] = ctx.llm_base_url
     if ctx.groupwise_preset is not None:
         rr["groupwise"] = {**settings.rerank.groupwise.model_dump(), "preset": ctx.groupwise_preset}
+    if ctx.rerank_weights is not None:
+        rr["weights"] = {**settings.rerank.weights, **ctx.rerank_weights}
     rerank = RerankSettings.model_validate({**settings.rerank.model_dump(), **rr})
     if rerank.window_step > rerank.window_size:
         raise ValueError("window_step must not exceed window_size")

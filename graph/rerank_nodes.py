@@ -1,9 +1,12 @@
-"""Rerank nodes (pointwise and listwise run as parallel branches) and the final merge."""
+"""Rerank nodes: one generic node per registered reranker (``diver.stages.rerank.registry``), and the
+final merge over every reranker that ran. Results live in the state's ``rerank`` dict, keyed by name."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -11,85 +14,89 @@ from langgraph.runtime import Runtime
 from diver.errors import DiverError
 from diver.graph.context import Context
 from diver.graph.nodes import Nodes, _ms, emit, hits_of
+from diver.graph.rerank_more import candidates_for, first_pass_result
 from diver.graph.state import DeepSearchState
 from diver.hits import SearchHit
 from diver.llm.client import LLMUsage
-from diver.stages.rerank.llm_rerankers import (
-    ListwiseResult,
-    PointwiseResult,
-    document_texts,
-    merge_reranked,
-    rerank_listwise,
-    rerank_pointwise,
-)
+from diver.stages.rerank import registry
+from diver.stages.rerank.base import RerankerSpec, RerankRequest, RerankResult
+from diver.stages.rerank.choice import merge_all
+from diver.stages.rerank.texts import document_texts
+
+NodeFn = Callable[[DeepSearchState, Runtime[Context]], Awaitable[dict[str, Any]]]
 
 
 class RerankNodes(Nodes):
-    """Adds the reranking stages and the merge to the retrieval/expansion nodes."""
+    """Adds a node per reranker and the merge to the retrieval/expansion nodes."""
 
-    def _candidates(self, state: DeepSearchState, settings: Any) -> list[SearchHit]:
-        """The candidates an LLM reranker sees (the subclass puts a cross-encoder first pass here)."""
-        return hits_of(state)[: settings.rerank_k]
+    def node_for(self, spec: RerankerSpec) -> NodeFn:
+        async def node(state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
+            return await self._rerank(spec, state, runtime)
 
-    async def _rerank(self, stage: str, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
+        node.__doc__ = spec.description
+        return node
+
+    async def _rerank(self, spec: RerankerSpec, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
+        """The one stage body: events, texts, the run, usage, timings, a typed-error note."""
         _, res = await self._resources(runtime)
         settings = res.settings.rerank
-        assert res.reranker is not None  # decide() plans rerank stages only with a reranker
-        candidates = self._candidates(state, settings)
+        name = spec.name
+        candidates = candidates_for(spec, state, settings)
         started = time.perf_counter()
-        emit({"event": "stage_started", "stage": stage, "candidates": len(candidates)})
-        texts = await asyncio.to_thread(
-            document_texts, candidates, res.retriever.get_text, settings.doc_tokens
-        )
+        emit({"event": "stage_started", "stage": name, "candidates": len(candidates)})
         usage = LLMUsage()
 
         def progress(done: int, total: int) -> None:
-            emit({"event": "llm_progress", "stage": stage, "done": done, "total": total})
+            emit({"event": "llm_progress", "stage": name, "done": done, "total": total})
 
-        run = rerank_pointwise if stage == "pointwise" else rerank_listwise
         notes: list[str] = []
         try:
-            await asyncio.to_thread(res.reranker.prepare)
-            result = await run(res.reranker, state["query"], candidates, texts, settings, usage, progress)
+            texts = await asyncio.to_thread(document_texts, candidates, res.retriever.get_text, spec.text_limit(settings))
+            if spec.needs_llm:
+                assert res.reranker is not None  # decide() plans LLM rerankers only with a reranker LLM
+                await asyncio.to_thread(res.reranker.prepare)
+            request = RerankRequest(state["query"], candidates, texts, settings, usage, res.reranker, progress)
+            if inspect.iscoroutinefunction(spec.run):
+                result = await spec.run(request)
+            else:
+                result = await asyncio.to_thread(spec.run, request)
             payload = result.model_dump()
-        except DiverError as exc:  # client could not be built: the stage is skipped, and says so
+            notes.extend(spec.notes(result))
+        except DiverError as exc:  # client or model could not be built: the stage is skipped, and says so
             payload = {}
-            notes.append(f"rerank {stage} failed: {exc}")
-        notes.extend(_stage_notes(stage, payload))
+            notes.append(f"rerank {name} failed: {exc}")
         elapsed = _ms(started)
-        emit({"event": "stage_done", "stage": stage, "ms": elapsed, "llm_calls": usage.calls})
-        return {
-            stage: payload,
-            "usage": {stage: usage.model_dump()},
-            "timings_ms": {stage: elapsed},
-            "notes": notes,
-        }
-
-    async def rerank_pointwise(self, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
-        """One 'Relevance score: X' call per candidate, blended with the hybrid score."""
-        return await self._rerank("pointwise", state, runtime)
-
-    async def rerank_listwise(self, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Numbered candidates ranked in one call or in sliding windows."""
-        return await self._rerank("listwise", state, runtime)
+        emit({"event": "stage_done", "stage": name, "ms": elapsed, "llm_calls": usage.calls})
+        out: dict[str, Any] = {"rerank": {name: payload}, "timings_ms": {name: elapsed}, "notes": notes}
+        if spec.needs_llm:
+            out["usage"] = {name: usage.model_dump()}
+        return out
 
     async def merge(self, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
-        """final = w_p * -ln(r_p + 1) + w_l * -ln(r_l + 1), ranks r from 0; unreranked hits follow in hybrid
-        order."""
+        """Rank-merged rerankers by ``sum w * -ln(rank + 1)``; a first pass (the cross-encoder) orders the
+        rest or stands alone; unreranked hits follow in hybrid order."""
         ctx, res = await self._resources(runtime)
+        rerank = res.settings.rerank
         hits = hits_of(state)
-        reranked = hits[: res.settings.rerank.rerank_k] if state.get("plan") else []
-        pointwise = PointwiseResult.model_validate(state["pointwise"]) if state.get("pointwise") else None
-        listwise = ListwiseResult.model_validate(state["listwise"]) if state.get("listwise") else None
-        order, final = merge_reranked([h.id for h in reranked], pointwise, listwise, res.settings.rerank)
+        reranked = [h.id for h in hits[: rerank.rerank_k]] if state.get("plan") else []
+        results = ran_results(state)
+        orders = {n: r.order for n, r in results.items() if not registry.get(n).first_pass}
+        first = first_pass_result(results)
+        order, final = merge_all(reranked, orders, registry.merge_weights(rerank),
+                                 (first.order, first.blended()) if first else None,
+                                 rerank.cross_encoder.llm_k)  # fmt: skip
         by_id = {h.id: h for h in hits}
-        reranked_ids = set(order)
-        ranked = [by_id[d] for d in order] + [h for h in hits if h.id not in reranked_ids]
+        chosen = set(order)
+        ranked = [by_id[d] for d in order] + [h for h in hits if h.id not in chosen]
         final = monotone_scores([h.id for h in ranked], final)
-        results = [
-            _scored(hit, rank, final, pointwise, listwise) for rank, hit in enumerate(ranked[: ctx.k], 1)
-        ]
-        return {"results": [r.model_dump() for r in results]}
+        scored = [_scored(hit, rank, final, results) for rank, hit in enumerate(ranked[: ctx.k], 1)]
+        return {"results": [h.model_dump() for h in scored]}
+
+
+def ran_results(state: dict[str, Any]) -> dict[str, RerankResult]:
+    """The typed result of every registered reranker that produced one, in registry order."""
+    raw = state.get("rerank") or {}
+    return {s.name: s.result.model_validate(raw[s.name]) for s in registry.specs() if raw.get(s.name)}
 
 
 def monotone_scores(ranked_ids: list[str], final: dict[str, float]) -> dict[str, float]:
@@ -106,37 +113,10 @@ def monotone_scores(ranked_ids: list[str], final: dict[str, float]) -> dict[str,
     return out
 
 
-def _scored(
-    hit: SearchHit, rank: int, final: dict[str, float], pw: PointwiseResult | None, lw: ListwiseResult | None
-) -> SearchHit:
+def _scored(hit: SearchHit, rank: int, final: dict[str, float], results: dict[str, RerankResult]) -> SearchHit:
     scores = dict(hit.scores)
     scores["hybrid"] = hit.score
-    if pw is not None and hit.id in pw.combined:
-        scores["pointwise"] = pw.combined[hit.id]
-        if pw.llm_scores.get(hit.id) is not None:
-            scores["pointwise_llm"] = pw.llm_scores[hit.id]  # type: ignore[assignment]
-    if lw is not None and hit.id in lw.order:
-        scores["listwise_rank"] = float(lw.order.index(hit.id) + 1)
+    for result in results.values():
+        scores.update(result.hit_scores(hit.id))
     score = final.get(hit.id, hit.score)
     return hit.model_copy(update={"rank": rank, "score": score, "scores": scores})
-
-
-def _stage_notes(stage: str, payload: dict[str, Any]) -> list[str]:
-    if not payload:
-        return []
-    notes = []
-    if stage == "pointwise":
-        filled = (
-            "scored 0, as DIVER" if payload.get("mode", "reference") == "reference" else "mean LLM score used"
-        )
-        if payload["parse_failures"]:
-            notes.append(f"pointwise: {len(payload['parse_failures'])} replies without a score ({filled})")
-        if payload["call_failures"]:
-            notes.append(f"pointwise: {len(payload['call_failures'])} failed calls ({filled})")
-    elif payload["fallback"]:
-        notes.append("listwise: no usable ranking, prior order kept")
-    elif payload["parse_failures"] or payload["call_failures"]:
-        notes.append(
-            f"listwise: {payload['parse_failures'] + payload['call_failures']} window(s) kept prior order"
-        )
-    return notes

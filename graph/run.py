@@ -14,6 +14,7 @@ from diver.config import DiverSettings
 from diver.graph.context import Context, context_from
 from diver.graph.graph import build_graph
 from diver.graph.rerank_more import rerankers_ran
+from diver.graph.rerank_nodes import ran_results
 from diver.graph.resources import Provider
 from diver.hits import SearchHit
 from diver.llm.client import ChatFactory, LLMUsage
@@ -51,7 +52,8 @@ class DeepSearchResult(BaseModel):
 
     @property
     def retrieval_only(self) -> bool:
-        return not self.expansions and not self.usage.get("pointwise") and not self.usage.get("listwise")
+        """No expansion round and no reranker (of any kind in the registry) ran."""
+        return not self.expansions and not self.rerankers
 
 
 def result_from_state(state: dict[str, Any], collection: str, wall_ms: float) -> DeepSearchResult:
@@ -60,14 +62,9 @@ def result_from_state(state: dict[str, Any], collection: str, wall_ms: float) ->
     total = LLMUsage()
     for stage_usage in usage.values():
         total = total.plus(stage_usage)
-    pointwise, listwise = state.get("pointwise") or {}, state.get("listwise") or {}
-    failures = {
-        "expand": sum(len(r.get("failures", [])) for r in state.get("expansions") or []),
-        "pointwise": len(pointwise.get("parse_failures", [])),
-        "listwise": int(listwise.get("parse_failures", 0)),
-    }
-    if state.get("groupwise"):
-        failures["groupwise"] = int(state["groupwise"].get("parse_failures", 0))
+    results = ran_results(state)
+    failures = {"expand": sum(len(r.get("failures", [])) for r in state.get("expansions") or [])}
+    failures.update({name: result.parse_failure_count() for name, result in results.items()})
     stages = ["retrieve"] + ["expand"] * len(state.get("expansions") or [])
     ran = rerankers_ran(state)
     stages += ran
@@ -85,21 +82,20 @@ def result_from_state(state: dict[str, Any], collection: str, wall_ms: float) ->
         tokens=total.total_tokens,
         usage=usage,
         parse_failures=failures,
-        fallbacks=_fallbacks(state),
+        fallbacks=_fallbacks(state, results),
         timings_ms={**(state.get("timings_ms") or {}), "total": wall_ms},
         rerankers=ran,
         rerankers_why=state.get("rerank_why", ""),
     )
 
 
-def _fallbacks(state: dict[str, Any]) -> list[str]:
-    """'expand' when a round failed (the last good query and ranking were kept); 'listwise' when it gave no
-    ranking (the prior order was kept)."""
+def _fallbacks(state: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    """'expand' when a round failed (the last good query and ranking were kept); a reranker's name when it
+    gave no ranking (listwise: the prior order was kept)."""
     out = []
     if any(not r.get("expansions") for r in state.get("expansions") or []):
         out.append("expand")
-    if (state.get("listwise") or {}).get("fallback"):
-        out.append("listwise")
+    out.extend(name for name, result in results.items() if result.fell_back())
     return out
 
 

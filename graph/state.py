@@ -1,6 +1,7 @@
 """State of one deep search. Values are plain JSON-able data so any checkpointer or HTTP API can carry them.
 
-Reducers: expansions, feedback ids and notes accumulate; usage and timings are summed per stage.
+Reducers: expansions, feedback ids and notes accumulate; usage and timings are summed per stage; reranker
+results are collected by name.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def add_timings(left: dict[str, float], right: dict[str, float]) -> dict[str, fl
     for stage, ms in (right or {}).items():
         merged[stage] = merged.get(stage, 0.0) + ms
     return merged
+
+
+def merge_results(left: dict[str, dict[str, Any]], right: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Rerankers running as parallel branches each add their result under their name."""
+    return {**(left or {}), **(right or {})}
 
 
 class InputState(TypedDict):
@@ -53,14 +59,8 @@ class DeepSearchState(InputState, total=False):
     """Degraded or skipped stages, each with its reason."""
     usage: Annotated[dict[str, dict[str, int]], add_usage]
     timings_ms: Annotated[dict[str, float], add_timings]
-    pointwise: dict[str, Any]
-    """PointwiseResult dict (scores, parse and call failures)."""
-    listwise: dict[str, Any]
-    """ListwiseResult dict (order, windows, parse failures, fallback)."""
-    groupwise: dict[str, Any]
-    """GroupwiseResult dict (order, group scores, failed groups)."""
-    cross_encoder: dict[str, Any]
-    """CrossEncoderResult dict (order, model scores, device, pairs/s)."""
+    rerank: Annotated[dict[str, dict[str, Any]], merge_results]
+    """Each reranker's result dict (its spec's ``result`` model) under its registry name; {} = it failed."""
     rerank_why: str
     """Why these rerankers (default, asked for, or none configured)."""
     results: list[dict[str, Any]]

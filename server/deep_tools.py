@@ -99,7 +99,7 @@ def register_deep_search(server: MCPServer) -> None:
                 local_rerank, state.settings, retriever, query, list(hits), rerank, rerankers
             )
             if out.rerankers:
-                out.stages.append("cross-encoder")
+                out.stages.append("cross_encoder")
                 out.skipped = [s for s in out.skipped if not s.startswith("rerank: not run")]
             out.skipped.extend(notes)
         out.hits, out.cut = fit_hits(hits, hit_chars, max_chars)

@@ -14,7 +14,9 @@ from llm_fakes import scripted_llm
 from diver.config import RerankSettings
 from diver.hits import SearchHit
 from diver.llm.client import LLMUsage
-from diver.stages.rerank.llm_rerankers import merge_reranked, rerank_listwise, rerank_pointwise
+from diver.stages.rerank import registry
+from diver.stages.rerank.choice import merge_all
+from diver.stages.rerank.listwise import rerank_listwise
 from diver.stages.rerank.parsers import (
     apply_ranking,
     combine_pointwise,
@@ -25,6 +27,7 @@ from diver.stages.rerank.parsers import (
     rank_scores,
     window_spans,
 )
+from diver.stages.rerank.pointwise import rerank_pointwise
 
 # --- pointwise score parser ------------------------------------------------------------------
 
@@ -360,11 +363,12 @@ async def test_merge_reranked_combines_both() -> None:
     pw = await rerank_pointwise(llm, "q", _candidates(), dict(DOCS), RerankSettings(), LLMUsage())
     llm2, _ = scripted_llm(lambda p: "[1, 2, 3, 4, 5, 6]")
     lw = await rerank_listwise(llm2, "q", _candidates(), dict(DOCS), RerankSettings(), LLMUsage())
-    order, final = merge_reranked(list(DOCS), pw, lw, RerankSettings())
+    weights = registry.merge_weights(RerankSettings())
+    order, final = merge_all(list(DOCS), {"pointwise": pw.order, "listwise": lw.order}, weights)
     # pointwise d6 d3 d4 d1 d5 d2 (see above), listwise d1..d6; 0.6 * -ln(r_p + 1) + 0.4 * -ln(r_l + 1):
     # d6 -.717, d1 -.832, d3 -.855, d4 -1.214, d2 -1.352, d5 -1.609
     assert order == ["d6", "d1", "d3", "d4", "d2", "d5"]
     assert final["d6"] == pytest.approx(0.4 * -math.log(6))
     assert final["d1"] == pytest.approx(0.6 * -math.log(4))
-    only, scores = merge_reranked(list(DOCS), None, None, RerankSettings())
+    only, scores = merge_all(list(DOCS), {}, weights)
     assert only == list(DOCS) and scores == {}

@@ -38,7 +38,7 @@ def test_eval_rerank_row_with_only_a_cross_encoder(tmp_path: Path) -> None:
         assert set(top) == {d for d, _ in hybrid[qid][:12]}  # the hybrid top-12, reordered
         assert [d for d, _ in ranking[12:]] == [d for d, _ in hybrid[qid][12:20]]
     info = json.loads((tmp_path / "run" / "state.json").read_text())["finished"][f"rerank/{domain}"]
-    assert info["llm_calls"] == 0 and info["rerankers"] == {"cross-encoder": 2}
+    assert info["llm_calls"] == 0 and info["rerankers"] == {"cross_encoder": 2}
     assert "rerank" in result.table
 
 
@@ -58,7 +58,7 @@ async def test_mcp_deep_search_with_the_cross_encoder(tmp_path: Path) -> None:
         assert not (await client.call_tool("index_documents", {"collection": "theorems", "documents": docs})).is_error
         result = await client.call_tool("deep_search", {"collection": "theorems", "query": "socks pairs", "k": 4})
         out = result.structured_content
-        assert not result.is_error and out["rerankers"] == ["cross-encoder"] and "cross-encoder" in out["stages"]
+        assert not result.is_error and out["rerankers"] == ["cross_encoder"] and "cross_encoder" in out["stages"]
         assert "only a local cross-encoder" in out["rerankers_why"]
         assert len(out["hits"]) == 4 and all("cross_encoder_model" in h["scores"] for h in out["hits"])
         off = await client.call_tool("deep_search", {"collection": "theorems", "query": "socks", "rerank": False})
@@ -73,6 +73,6 @@ async def test_mcp_deep_search_with_the_cross_encoder(tmp_path: Path) -> None:
             "rerankers": ["pointwise", "cross-encoder"], "rerank_weights": {"pointwise": 0.5}})  # fmt: skip
         out = result.structured_content
         assert not result.is_error, out
-        assert out["rerankers"] == ["cross-encoder", "pointwise"] and out["rerankers_why"].startswith("asked for")
+        assert out["rerankers"] == ["cross_encoder", "pointwise"] and out["rerankers_why"].startswith("asked for")
         assert out["llm_calls"] == 3  # pointwise on the cross-encoder's top 3 only
         assert out["hits"][0]["id"] == "Pigeonhole Principle"  # the scripted LLM scores it 9, the others 1

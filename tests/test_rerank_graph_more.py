@@ -92,9 +92,9 @@ async def test_groupwise_merges_with_pointwise_by_weighted_log_ranks(tmp_path: P
 
 async def test_cross_encoder_alone_then_as_first_pass(tmp_path: Path) -> None:
     result = await _run(_settings(tmp_path, llm=False, ce=True), k=25)
-    assert result.rerankers == ["cross-encoder"]
+    assert result.rerankers == ["cross_encoder"]
     assert "only a local cross-encoder" in result.rerankers_why
-    assert result.llm_calls == 0 and result.stages == ["retrieve", "cross-encoder"]
+    assert result.llm_calls == 0 and result.stages == ["retrieve", "cross_encoder"]
     combined = [h.scores["cross_encoder"] for h in result.hits]
     assert combined == sorted(combined, reverse=True) and len(set(h.id for h in result.hits)) == 25
     assert all(0.0 <= h.scores["cross_encoder_model"] <= 1.0 for h in result.hits)
@@ -102,7 +102,7 @@ async def test_cross_encoder_alone_then_as_first_pass(tmp_path: Path) -> None:
 
     both = await _run(_settings(tmp_path, ce=True, cross_encoder={"llm_k": 5}), k=25,
                       rerankers=["pointwise", "cross-encoder"])  # fmt: skip
-    assert both.rerankers == ["cross-encoder", "pointwise"]
+    assert both.rerankers == ["cross_encoder", "pointwise"]
     assert both.usage["pointwise"].calls == 5  # the LLM reranks only the cross-encoder's top 5
     assert {h.id for h in both.hits[:5]} == set(ce_top)
     assert [h.id for h in both.hits[5:]] == [h.id for h in result.hits[5:]]  # the rest in its order

@@ -21,12 +21,12 @@ from diver.stages.rerank.groupwise import group_prompt, rerank_groupwise
 from diver.stages.rerank.groupwise_core import (
     GroupParse,
     blend_group_scores,
-    clean_document,
     mean_group_scores,
     parse_group_reply,
     plan_groups,
     repair_json,
 )
+from diver.stages.rerank.texts import clean_document
 from tests.llm_fakes import scripted_llm
 
 EXAMPLES = Path(__file__).parent / "data" / "groupwise_sft_data_example.jsonl"

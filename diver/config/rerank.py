@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from diver.config.base import Section
 
-RerankerName = Literal["pointwise", "listwise", "groupwise", "cross-encoder"]
-RERANKER_NAMES: tuple[str, ...] = ("pointwise", "listwise", "groupwise", "cross-encoder")
+log = logging.getLogger(__name__)
+
+# Old spellings accepted at input boundaries (config values, the MCP argument, the eval flag), never output.
+_DEPRECATED_NAMES = {"cross-encoder": "cross_encoder"}
+
+
+def canonical_reranker(name: str) -> str:
+    """The one spelling of a reranker's name (the registry's); ``cross-encoder`` -> ``cross_encoder``, logged.
+
+    The names themselves are checked against ``diver.stages.rerank.registry`` where they are used (the
+    config package is the ground floor and imports no stage)."""
+    new = _DEPRECATED_NAMES.get(name)
+    if new is None:
+        return name
+    log.warning("reranker name %r is deprecated; use %r", name, new)
+    return new
 
 # DIVER's Reranker/rerank_groupwise.py defaults (10/10/2) and its v3 script (reranker_script.sh: 20/20/6).
 GROUPWISE_PRESETS: dict[str, dict[str, int]] = {
@@ -87,15 +102,48 @@ class RerankSettings(Section):
     domain_kind: Literal["general", "coding", "math-theorem", "math-problem", "documentation"] = Field(
         "general", description="Pointwise prompt variant (e.g. math-theorem for TheoremQA theorems)."
     )
-    rerankers: list[RerankerName] | None = Field(
+    rerankers: list[str] | None = Field(
         None,
-        description="Rerankers to run (pointwise, listwise, groupwise, cross-encoder); None = the default: "
+        description="Rerankers to run, by registry name (pointwise, listwise, groupwise, cross_encoder, or one "
+        "registered by a plugin; checked when the graph plans the run); None = the default: "
         "pointwise+listwise (those switched on) with an LLM reranker, else the cross-encoder when one is "
         "configured, else none; [] = none. With LLM rerankers the cross-encoder is their first pass.",
     )
-    provider: Literal["auto", "llm", "cross-encoder"] = Field(
+    provider: Literal["auto", "llm", "cross_encoder"] = Field(
         "auto", description="Default reranker when 'rerankers' is None; 'auto' = LLM if configured, else cross-encoder."
     )
     groupwise_weight: float = Field(0.4, ge=0, le=1, description="Weight of groupwise ranks in the final merge.")
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Merge weight per reranker name (of its -ln(rank+1)); overrides the <name>_weight knobs "
+        "and a registered reranker's default weight.",
+    )
     groupwise: GroupwiseSettings = Field(default_factory=GroupwiseSettings)
     cross_encoder: CrossEncoderSettings = Field(default_factory=CrossEncoderSettings)
+
+    @field_validator("rerankers", mode="before")
+    @classmethod
+    def _canonical_names(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [canonical_reranker(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _canonical_provider(cls, value: Any) -> Any:
+        return canonical_reranker(value) if isinstance(value, str) else value
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _canonical_weights(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {canonical_reranker(k) if isinstance(k, str) else k: v for k, v in value.items()}
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise ValueError(f"rerank weights must be within [0, 1]: {bad}")
+        return value

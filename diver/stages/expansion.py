@@ -10,7 +10,6 @@ expansions (expansions are not accumulated across rounds).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -21,12 +20,10 @@ from diver.errors import DiverError
 from diver.hits import SearchHit
 from diver.llm.client import ChatLLM, LLMUsage, Message
 from diver.llm.prompts import delimit, load_template
+from diver.llm.replies import cut_in_reasoning, strip_reasoning  # re-exported (callers import them here)
 from diver.text.tokens import truncate_tokens
 
 log = logging.getLogger(__name__)
-
-_THINK_END = re.compile(r"</\s*think\s*>", re.IGNORECASE)
-_THINK_START = re.compile(r"<\s*think\s*>", re.IGNORECASE)
 
 
 class ExpansionRound(BaseModel):
@@ -42,21 +39,6 @@ class ExpansionRound(BaseModel):
     truncated: int = Field(
         0, description="Completions cut inside <think> (max_tokens reached before the answer)."
     )
-
-
-def strip_reasoning(text: str) -> str:
-    """Keep what follows the final ``</think>``; an unclosed ``<think>`` (cut mid-reasoning) gives ''."""
-    ends = list(_THINK_END.finditer(text))
-    if ends:
-        return text[ends[-1].end() :].strip()
-    if _THINK_START.search(text):
-        return ""
-    return text.strip()
-
-
-def cut_in_reasoning(text: str) -> bool:
-    """True when ``text`` opens a ``<think>`` section that never closes: the reply stopped mid-reasoning."""
-    return bool(_THINK_START.search(text)) and not _THINK_END.search(text)
 
 
 def dense_feedback_hits(retriever: Any, query: str, k: int) -> list[SearchHit] | None:

@@ -12,12 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from diver.config.rerank import RERANKER_NAMES
+from diver.stages.rerank import registry
+from diver.stages.rerank.base import node_name
 from diver.stages.rerank.parsers import merge_rankings
-
-LLM_RERANKERS = ("pointwise", "listwise", "groupwise")
-NODES = {name: "rerank_" + name.replace("-", "_") for name in RERANKER_NAMES}
-NAMES = {node: name for name, node in NODES.items()}
 
 
 @dataclass
@@ -28,27 +25,30 @@ class RerankChoice:
 
     @property
     def nodes(self) -> list[str]:
-        return [NODES[n] for n in self.names]
+        return [node_name(n) for n in self.names]
 
 
 def _ordered(names: Sequence[str]) -> list[str]:
-    """Unique names, the cross-encoder first (it is the LLM rerankers' first pass), then as asked."""
+    """Unique names, first passes first (the cross-encoder: the LLM rerankers rerank its top), then as asked."""
     unique = list(dict.fromkeys(names))
-    return [n for n in unique if n == "cross-encoder"] + [n for n in unique if n != "cross-encoder"]
+    first = [n for n in unique if registry.get(n).first_pass]
+    return first + [n for n in unique if n not in first]
 
 
 def choose_rerankers(rerank: Any, has_llm: bool) -> RerankChoice:
-    """``rerank`` is a ``RerankSettings``; ``has_llm`` whether a reranker LLM is configured."""
+    """``rerank`` is a ``RerankSettings``; ``has_llm`` whether a reranker LLM is configured. An unknown
+    name in ``rerank.rerankers`` is a ``ConfigError`` naming the registered ones."""
     has_ce = bool(rerank.cross_encoder.model)
     if rerank.rerankers is not None:
         if not rerank.rerankers:
             return RerankChoice(why="rerankers=[]: no reranking asked for", skipped=["rerank: disabled"])
         names, skipped = [], []
-        for name in _ordered(rerank.rerankers):
-            if name in LLM_RERANKERS and not has_llm:
-                skipped.append(f"rerank {name} skipped: no reranker LLM configured (set llm.reranker.model)")
-            elif name == "cross-encoder" and not has_ce:
-                skipped.append("rerank cross-encoder skipped: no model (set rerank.cross_encoder.model)")
+        for name in _ordered(registry.check(rerank.rerankers) or []):
+            spec = registry.get(name)
+            reason = "no reranker LLM configured (set llm.reranker.model)" if spec.needs_llm and not has_llm else ""
+            reason = reason or spec.unavailable(rerank)
+            if reason:
+                skipped.append(f"rerank {name} skipped: {reason}")
             else:
                 names.append(name)
         why = f"asked for: {', '.join(rerank.rerankers)}"
@@ -56,11 +56,11 @@ def choose_rerankers(rerank: Any, has_llm: bool) -> RerankChoice:
     flags = [n for n, on in (("pointwise", rerank.pointwise), ("listwise", rerank.listwise)) if on]
     if not flags:
         return RerankChoice(why="pointwise and listwise switched off", skipped=["rerank: disabled"])
-    if rerank.provider == "cross-encoder" or (rerank.provider == "auto" and has_ce and not has_llm):
+    if rerank.provider == "cross_encoder" or (rerank.provider == "auto" and has_ce and not has_llm):
         if has_ce:
-            why = "rerank.provider='cross-encoder'" if rerank.provider != "auto" else "only a local cross-encoder"
-            return RerankChoice(["cross-encoder"], f"default: {why} is configured")
-        return RerankChoice(why="rerank.provider='cross-encoder' but no model",
+            why = "rerank.provider='cross_encoder'" if rerank.provider != "auto" else "only a local cross-encoder"
+            return RerankChoice(["cross_encoder"], f"default: {why} is configured")
+        return RerankChoice(why="rerank.provider='cross_encoder' but no model",
                             skipped=["rerank skipped: no cross-encoder model (set rerank.cross_encoder.model)"])  # fmt: skip
     if has_llm:
         return RerankChoice(flags, "default: DIVER v2 pointwise + listwise, a reranker LLM is configured")
@@ -86,11 +86,12 @@ def merge_all(
 ) -> tuple[list[str], dict[str, float]]:
     """The final order of the reranked candidates and the scores that produced it.
 
-    LLM stages merge as DIVER's ``rerank_merge_point_and_list``: ``sum w * -ln(rank + 1)``, ranks from 0,
-    in the order pointwise, listwise, groupwise. With the cross-encoder as first pass, the merged LLM order
-    covers its top ``llm_k``; the rest follow in its order (scored by ``monotone_scores`` downstream).
-    Alone, the cross-encoder's order and blended scores are final."""
-    stages = [(orders[n], weights[n]) for n in LLM_RERANKERS if n in orders]
+    Rank-merged rerankers merge as DIVER's ``rerank_merge_point_and_list``: ``sum w * -ln(rank + 1)``, ranks
+    from 0, in registry order (pointwise, listwise, groupwise, then any registered later). With a first pass
+    (``cross_encoder``: its order and blended scores), the merged order covers its top ``llm_k``; the rest
+    follow in its order (scored by ``monotone_scores`` downstream). Alone, the first pass's order and scores
+    are final."""
+    stages = [(orders[n], weights[n]) for n in registry.names() if n in orders]
     if cross_encoder is not None:
         ce_order, ce_scores = cross_encoder
         if not stages:

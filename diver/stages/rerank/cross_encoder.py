@@ -5,20 +5,22 @@ by length (little padding); the score is blended with the retrieval score like p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from diver.config.rerank import CrossEncoderSettings
+from diver.config.rerank import CrossEncoderSettings, RerankSettings
 from diver.errors import ConfigError, DiverError, require
 from diver.fusion import min_max_normalise
 from diver.hits import SearchHit
 from diver.index.dense.embedders import pick_device, pick_dtype
-from diver.stages.rerank.groupwise_core import clean_document
+from diver.stages.rerank.base import RerankerSpec, RerankRequest, RerankResult
+from diver.stages.rerank.texts import clean_document
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ class CrossEncoderError(DiverError):
     """The cross-encoder could not be loaded or failed while scoring."""
 
 
-class CrossEncoderResult(BaseModel):
+class CrossEncoderResult(RerankResult):
     order: list[str] = Field(description="Candidates by blended score, best first.")
     model_scores: dict[str, float] = Field(description="The cross-encoder's score per candidate.")
     combined: dict[str, float] = Field(description="blend * model score + (1 - blend) * retrieval score.")
@@ -40,6 +42,14 @@ class CrossEncoderResult(BaseModel):
     pairs: int = 0
     batches: int = 0
     pairs_per_s: float = 0.0
+
+    def hit_scores(self, doc_id: str) -> dict[str, float]:
+        if doc_id not in self.combined:
+            return {}
+        return {"cross_encoder": self.combined[doc_id], "cross_encoder_model": self.model_scores[doc_id]}
+
+    def blended(self) -> dict[str, float]:
+        return dict(self.combined)
 
 
 def load_cross_encoder(settings: CrossEncoderSettings) -> tuple[Any, str, str]:
@@ -119,3 +129,26 @@ def rerank_cross_encoder(
         order=order, model_scores=model_scores, combined=combined, model=str(settings.model), device=device,
         dtype=dtype, pairs=len(ids), batches=batches, pairs_per_s=round(len(ids) / elapsed, 1) if elapsed else 0.0,
     )  # fmt: skip
+
+
+async def _run(request: RerankRequest) -> CrossEncoderResult:
+    rerank = request.settings
+    return await asyncio.to_thread(rerank_cross_encoder, request.query, request.candidates, request.texts,
+                                   rerank.cross_encoder, rerank.pointwise_mode)  # fmt: skip
+
+
+def _unavailable(rerank: RerankSettings) -> str:
+    return "" if rerank.cross_encoder.model else "no model (set rerank.cross_encoder.model)"
+
+
+SPEC = RerankerSpec(
+    name="cross_encoder",
+    description="A local sentence-transformers CrossEncoder; before LLM rerankers, a first pass over their top llm_k.",
+    run=_run,
+    result=CrossEncoderResult,
+    needs_llm=False,
+    settings_section="cross_encoder",
+    default_weight=None,
+    text_limit=lambda rerank: rerank.cross_encoder.doc_chars,
+    unavailable=_unavailable,
+)

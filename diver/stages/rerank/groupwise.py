@@ -8,34 +8,33 @@ go through its completion cache. A failed call or an unparsable reply scores 0 f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from diver.config.rerank import GroupwiseSettings
 from diver.errors import LLMError
 from diver.hits import SearchHit
 from diver.llm.client import ChatLLM, LLMUsage
 from diver.llm.prompts import delimit, load_template
+from diver.stages.rerank.base import ProgressFn, RerankerSpec, RerankRequest, RerankResult
 from diver.stages.rerank.groupwise_core import (
     GroupParse,
     blend_group_scores,
-    clean_document,
     group_order,
     mean_group_scores,
     parse_group_reply,
     plan_groups,
 )
+from diver.stages.rerank.texts import clean_document
 from diver.text.tokens import approx_tokens
-
-ProgressFn = Callable[[int, int], None]
 
 _CONTEXT_SAFETY = 0.85
 _CHARS_PER_TOKEN = 3  # conservative: documents are cut by characters, the context counts tokens
 _MIN_DOC_CHARS = 64
 
 
-class GroupwiseResult(BaseModel):
+class GroupwiseResult(RerankResult):
     order: list[str] = Field(description="Grouped candidates by blended score, then the rest in prior order.")
     group_scores: dict[str, float] = Field(description="Mean of a document's group scores / 10 (0..1).")
     combined: dict[str, float] = Field(description="blend * group score + (1 - blend) * retrieval score.")
@@ -48,6 +47,14 @@ class GroupwiseResult(BaseModel):
     unscored: list[str] = Field(default_factory=list, description="Grouped documents no reply scored.")
     doc_chars: int = Field(0, description="Characters kept per document (max_doc_chars, or less to fit).")
     failures: list[str] = Field(default_factory=list, description="Why each failed group failed.")
+
+    def hit_scores(self, doc_id: str) -> dict[str, float]:
+        if doc_id not in self.combined:
+            return {}
+        return {"groupwise": self.combined[doc_id], "groupwise_group": self.group_scores.get(doc_id, 0.0)}
+
+    def parse_failure_count(self) -> int:
+        return self.parse_failures
 
 
 def doc_chars_for(query: str, size: int, settings: GroupwiseSettings, context_window: int, max_output: int) -> int:
@@ -122,3 +129,27 @@ async def rerank_groupwise(
     ranked = group_order(grouped, result.group_scores, result.combined)
     result.order = ranked + [d for d in prior if d not in result.combined]
     return result
+
+
+async def _run(request: RerankRequest) -> GroupwiseResult:
+    rerank = request.settings
+    return await rerank_groupwise(request.llm, request.query, request.candidates, request.texts, rerank.groupwise,
+                                  request.usage, request.progress, rerank.pointwise_mode)  # fmt: skip
+
+
+def _notes(result: GroupwiseResult) -> list[str]:
+    failed = result.parse_failures + result.call_failures
+    return [f"groupwise: {failed} of {result.groups} groups unusable (their documents scored 0)"] if failed else []
+
+
+SPEC = RerankerSpec(
+    name="groupwise",
+    description="GroupRank (DIVER v3): groups of candidates scored 0..10 per call over seeded shuffled rounds.",
+    run=_run,
+    result=GroupwiseResult,
+    needs_llm=True,
+    settings_section="groupwise",
+    default_weight=0.4,
+    text_limit=lambda rerank: rerank.groupwise.max_doc_chars,  # characters, passed as the token budget
+    notes=_notes,
+)

@@ -12,14 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from diver.fusion import min_max_normalise
-from diver.stages.expansion import strip_reasoning
+from diver.llm.replies import strip_reasoning
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _FENCED = re.compile(r"(?:```json\s*)([\s\S]+?)(?:\s*```)")
 _OBJECT = re.compile(r"\{[\s\S]*?\}")
 _DOUBLE_BRACKET = re.compile(r"(\[\d+\])\]")
 _KEY = re.compile(r"^\s*\[?\s*(\d+)\s*\]?\s*$")
-_NEWLINES = re.compile(r"\n+")
 
 
 def plan_groups(
@@ -35,11 +34,6 @@ def plan_groups(
         rng.shuffle(docs)
         groups.extend(docs[i : i + group_size] for i in range(0, len(docs), interval))
     return groups
-
-
-def clean_document(text: str, max_chars: int) -> str:
-    """``re.sub('\\n+', ' ', text)[:max_doc_lens]`` as the reference."""
-    return _NEWLINES.sub(" ", text)[:max_chars]
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from diver.fusion import min_max_normalise
-from diver.stages.expansion import strip_reasoning
+from diver.llm.replies import strip_reasoning
 
 _WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
