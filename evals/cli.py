@@ -11,7 +11,8 @@ import typer
 from diver.config import DiverSettings, load_settings
 from diver.errors import DiverError, InputError
 
-from .runner import BENCHMARKS, STAGES, EvalConfig, run_eval
+from .config import all_stages
+from .runner import BENCHMARKS, EvalConfig, run_eval
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
             None, "--domains", "-d", help="BRIGHT domains (repeat or comma-separate; default: all 12)."
         ),
         stages: str = typer.Option(
-            "bm25,dense,hybrid", "--stages", "-s", help=f"Comma-separated: {', '.join(STAGES)}."
+            "bm25,dense,hybrid", "--stages", "-s", help=f"Comma-separated: {', '.join(all_stages())} (a reranker's name: that reranker alone)."
         ),
         queries: str | None = typer.Option(
             None,

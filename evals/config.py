@@ -6,13 +6,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from diver.config.rerank import canonical_reranker
 from diver.datasets import OFFLINE_BENCHMARKS
 from diver.errors import InputError
+from diver.stages.rerank import registry
 
 RETRIEVAL_STAGES = ("bm25", "dense", "hybrid")
 LLM_STAGES = ("expand", "rerank")
 STAGES = RETRIEVAL_STAGES + LLM_STAGES
 BENCHMARKS = ("bright", *OFFLINE_BENCHMARKS)
+
+
+def llm_stages() -> tuple[str, ...]:
+    """``expand``, ``rerank`` (expand + the default rerankers), then one stage per registered reranker
+    (expand when an expander is configured, then that reranker alone), read from the registry now."""
+    return LLM_STAGES + tuple(registry.names())
+
+
+def all_stages() -> tuple[str, ...]:
+    return RETRIEVAL_STAGES + llm_stages()
 
 
 class StageUnavailable(InputError):
@@ -40,9 +52,10 @@ class EvalConfig:
     def validate(self) -> None:
         if self.benchmark not in BENCHMARKS:
             raise InputError(f"unknown benchmark {self.benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
-        unknown = [s for s in self.stages if s not in STAGES]
+        self.stages = [canonical_reranker(s) for s in self.stages]
+        unknown = [s for s in self.stages if s not in all_stages()]
         if unknown or not self.stages:
-            raise InputError(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
+            raise InputError(f"unknown stages {unknown}; choose from {', '.join(all_stages())}")
         if self.benchmark in OFFLINE_BENCHMARKS:
             if self.long:
                 raise InputError(f"--long applies to BRIGHT only, not {self.benchmark}")

@@ -14,6 +14,7 @@ from diver.config import DiverSettings
 from diver.datasets import Benchmark
 from diver.errors import MissingDependency
 from diver.hits import SearchHit
+from diver.stages.rerank import registry
 
 from .config import EvalConfig, StageUnavailable
 from .stages import progress
@@ -33,6 +34,14 @@ def check_llm_stage(stage: str, settings: DiverSettings) -> None:
         import langgraph  # noqa: F401
     except ImportError as exc:
         raise StageUnavailable(str(MissingDependency("langgraph", "llm", f"the {stage!r} stage"))) from exc
+    if stage in registry.names():  # one reranker alone (after DIVER-QExpand when an expander is configured)
+        spec = registry.get(stage)
+        if spec.needs_llm and not settings.llm.reranker.model:
+            raise StageUnavailable(f"stage {stage!r} needs a reranker LLM: set DIVER_LLM__RERANKER__MODEL")
+        reason = spec.unavailable(settings.rerank)
+        if reason:
+            raise StageUnavailable(f"stage {stage!r} cannot run: {reason}")
+        return
     if stage == "rerank" and settings.rerank.cross_encoder.model and not settings.llm.reranker.model:
         return  # a local cross-encoder reranks (after DIVER-QExpand when an expander is configured)
     if not settings.llm.expander.model:
@@ -83,13 +92,15 @@ def run_llm_stage(
 
     check_llm_stage(stage, settings)
     k = min(config.top_k, settings.limits.max_k)
-    context = {
+    context: dict[str, Any] = {
         "k": k,
         "expand": bool(settings.llm.expander.model),
         "pointwise": stage == "rerank",
         "listwise": stage == "rerank",
         "domain_kind": DOMAIN_KINDS.get(bench.domain, "general"),
     }
+    if stage in registry.names():
+        context["rerankers"] = [stage]
     done = checkpoint.load()
     stats: dict[str, Any] = {"queries_run": 0, "llm_calls": 0, "tokens": 0, "parse_failures": Counter(),
                              "fallbacks": 0, "stop_reasons": Counter(), "rerankers": Counter()}  # fmt: skip

@@ -28,6 +28,8 @@ from .config import (
     EvalConfig,
     EvalResult,
     StageUnavailable,
+    all_stages,
+    llm_stages,
 )
 from .llm_stages import check_llm_stage, run_llm_stage
 from .loading import ensure_collection, load_benchmarks
@@ -115,7 +117,7 @@ def run_eval(
     config.validate()
     settings = settings or load_settings()
     for stage in config.stages:
-        if stage in LLM_STAGES:
+        if stage in llm_stages():
             check_llm_stage(stage, settings)  # before any work: a missing LLM is refused at once
     started = time.perf_counter()
     benches = load_benchmarks(config)
@@ -125,7 +127,7 @@ def run_eval(
     state = RunState(
         out_dir, {"config": config.identity(), "settings": _settings_identity(settings, domains)}
     )
-    stage_order = [s for s in STAGES if s in config.stages]
+    stage_order = [s for s in all_stages() if s in config.stages]
     owns_engine = engine is None
     if engine is None:
         from diver.index.engine import Engine
@@ -150,7 +152,7 @@ def run_eval(
                     checkpoint = Checkpoint(out_dir / f"run.{stage}.{bench.domain}.partial.jsonl")
                     t0 = time.perf_counter()
                     llm_stats: dict[str, Any] = {}
-                    if stage in LLM_STAGES:
+                    if stage in llm_stages():
                         ranking, llm_stats = run_llm_stage(
                             col, bench, stage, config, settings, checkpoint, notes[bench.domain], chat_factory
                         )
