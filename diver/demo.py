@@ -190,15 +190,15 @@ def _status(initial: str) -> Iterator[Callable[[str], None]]:
         with console.status(initial) as status:
             yield lambda text: status.update(text)
         return
-    last = [0.0, ""]
+    last_at, last_key = [0.0], [""]
 
     def plain(text: str) -> None:
         # not a terminal (a log, CI): one line per new kind of step, else at most one every 15 s
         key = re.sub(r"[\d.]+", "#", text)
-        if key != last[1] or time.monotonic() - last[0] > 15:
+        if key != last_key[0] or time.monotonic() - last_at[0] > 15:
             sys.stderr.write(f"  … {' '.join(text.split())}\n")
             sys.stderr.flush()
-            last[:] = [time.monotonic(), key]
+            last_at[0], last_key[0] = time.monotonic(), key
 
     yield plain
 

@@ -29,7 +29,7 @@ def collection_corpus(collection: Any) -> dict[str, str]:
 def positive_text(pair: TrainingPair, corpus: Mapping[str, str]) -> str:
     if pair.positive_text is not None:
         return pair.positive_text
-    if pair.positive_id not in corpus:
+    if pair.positive_id is None or pair.positive_id not in corpus:
         raise InputError(f"pair {pair.id or pair.query[:60]!r}: positive id {pair.positive_id!r} is not in the corpus")
     return corpus[pair.positive_id]
 

@@ -85,7 +85,8 @@ def mine_hard_negatives(
         query_vecs = embedder.embed_queries([p.query for p in part])
         for pair, result, excluded, qv in zip(part, results, excludes, query_vecs, strict=True):
             try:
-                positive = pair.positive_text if pair.positive_text is not None else text_of(pair.positive_id)
+                # parse_pair guarantees exactly one of positive_text / positive_id
+                positive = pair.positive_text if pair.positive_text is not None else text_of(str(pair.positive_id))
             except DocumentNotFound as exc:
                 raise InputError(f"pair {pair.id or pair.query[:60]!r}: positive not in the collection: {exc}") from exc
             candidates = [h.id for h in result.hits if h.id not in excluded]

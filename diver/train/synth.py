@@ -115,7 +115,7 @@ async def _for_document(writer: ChatLLM, checker: ChatLLM | None, doc_id: str, t
         log.warning("synth: no queries for %s: %s", doc_id, exc)
         report.failed_documents += 1
         return []
-    kept = []
+    kept: list[TrainingPair] = []
     for query in parse_queries(reply, config.per_document):
         report.generated += 1
         reason = overlap_reason(query, text, config)

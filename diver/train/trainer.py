@@ -146,7 +146,8 @@ def finetune(
     torch = require("torch", "train", "fine-tuning")
     st = require("sentence_transformers", "train", "fine-tuning")
     datasets = require("datasets", "train", "fine-tuning")
-    from sentence_transformers import evaluation, losses
+    import sentence_transformers.evaluation as evaluation
+    import sentence_transformers.losses as losses
     from sentence_transformers.training_args import BatchSamplers
 
     from diver.index.dense.embedders import pick_device
