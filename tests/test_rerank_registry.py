@@ -117,3 +117,11 @@ def test_merge_weights_from_defaults_knobs_and_the_weights_dict(tmp_path: Path, 
     assert weights == {"pointwise": 0.6, "listwise": 0.4, "groupwise": 0.4, "toy": 0.5}
     rerank = _settings(tmp_path, rerank={"pointwise_weight": 0.3, "weights": {"toy": 0.1, "listwise": 0.2}}).rerank
     assert registry.merge_weights(rerank) == {"pointwise": 0.3, "listwise": 0.2, "groupwise": 0.4, "toy": 0.1}
+
+
+def test_the_pipeline_docs_rerankers_table_is_up_to_date() -> None:
+    from diver.stages.rerank.docs import with_table
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "PIPELINE.md"
+    text = path.read_text(encoding="utf-8")
+    assert text == with_table(text), "run: python -m diver.stages.rerank.docs"
