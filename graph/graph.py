@@ -50,6 +50,8 @@ def build_graph(provider: Provider | None = None, name: str = "diver") -> Any:
     """Compile the graph over ``provider`` (default: settings from the environment, engine collections)."""
     for template in _TEMPLATES:  # read the prompt files now, not inside the event loop
         load_template(template)
+    if provider is not None and provider._settings is not None:  # env settings stay lazy (langgraph.json)
+        registry.check(provider._settings.rerank.rerankers)  # an unknown reranker name: a ConfigError now
     nodes = RerankNodes(provider or Provider())
     builder = StateGraph(DeepSearchState, context_schema=Context, input_schema=InputState)
     builder.add_node("retrieve", nodes.retrieve)

@@ -63,6 +63,12 @@ RerankWeights = Annotated[
 ]  # fmt: skip
 
 
+def check_rerankers(settings: DiverSettings) -> None:
+    """At server start-up: a ``ConfigError`` naming the registered rerankers when ``rerank.rerankers`` has
+    an unknown name (rather than a failure on the first deep_search)."""
+    registry.check(settings.rerank.rerankers)
+
+
 def rerank_context(rerank: bool, rerankers: list[str] | None, weights: dict[str, float] | None) -> dict[str, Any]:
     """Run-context overrides of the deep-search graph for these arguments."""
     context: dict[str, Any] = {}

@@ -125,3 +125,17 @@ def test_the_pipeline_docs_rerankers_table_is_up_to_date() -> None:
     path = Path(__file__).resolve().parents[1] / "docs" / "PIPELINE.md"
     text = path.read_text(encoding="utf-8")
     assert text == with_table(text), "run: python -m diver.stages.rerank.docs"
+
+
+def test_an_unknown_reranker_is_reported_at_graph_and_server_start_up(tmp_path: Path) -> None:
+    from diver.graph.graph import build_graph
+    from diver.graph.resources import Provider
+
+    bad = _settings(tmp_path, rerank={"rerankers": ["pointwize"]})
+    with pytest.raises(ConfigError, match="did you mean 'pointwise'"):
+        build_graph(Provider(settings=bad))
+    pytest.importorskip("mcp")
+    from diver.server.app import build_server
+
+    with pytest.raises(ConfigError, match="unknown reranker 'pointwize'"):
+        build_server(bad)
