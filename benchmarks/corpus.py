@@ -9,7 +9,6 @@ million documents streams batch by batch and never sits in memory as Python stri
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from collections import Counter
@@ -19,6 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from diver.text.jsonl import read_jsonl
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")
@@ -35,13 +36,11 @@ def real_texts(data_dir: Path = DATA) -> Iterator[tuple[str, str]]:
     theorems = json.loads((data_dir / "theoremqa" / "all_theorems.json").read_text(encoding="utf-8"))
     yield from (("theorem", f"{name}\n{text}") for name, text in theorems.items())
     for path in sorted((data_dir / "bright" / "topics").glob("*.jsonl.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            for line in handle:
-                row = json.loads(line)
-                yield "query", row["query"]
-                for field in ("reasoning", "gold_answer"):
-                    if isinstance(row.get(field), str):
-                        yield "answer", row[field]
+        for _, row in read_jsonl(path):
+            yield "query", row["query"]
+            for field in ("reasoning", "gold_answer"):
+                if isinstance(row.get(field), str):
+                    yield "answer", row[field]
 
 
 @lru_cache(maxsize=2)

@@ -17,7 +17,6 @@ Cache: ``$DIVER_BENCH_CACHE`` or ``<repo>/.cache/bench`` (git-ignored), keyed by
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -27,6 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from diver.text.jsonl import read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW, STRIDE = 40, 20
@@ -60,12 +61,8 @@ def corpus_texts() -> tuple[str, ...]:
     texts = [f"{name}: {body}" for name, body in theorems.items()]
     bright = data / "bright" / "topics"
     for path in sorted(bright.glob("*.jsonl.gz")) if bright.exists() else []:
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            for line in handle:
-                row = json.loads(line)
-                texts.extend(
-                    row[k] for k in ("query", "reasoning", "gold_answer") if isinstance(row.get(k), str)
-                )
+        for _, row in read_jsonl(path):
+            texts.extend(row[k] for k in ("query", "reasoning", "gold_answer") if isinstance(row.get(k), str))
     return tuple(chunk for text in texts for chunk in _windows(text))
 
 

@@ -19,6 +19,7 @@ from diver.config import load_settings
 from diver.datasets.metrics import evaluate_run
 from diver.errors import InputError
 from diver.stages.query_assembly import VARIANTS, assembled_search_many
+from diver.text.jsonl import read_jsonl
 
 from .config import EvalConfig
 from .loading import ensure_collection, load_benchmarks
@@ -31,13 +32,7 @@ def read_expansions(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
         raise InputError(f"--expansions: no file {path}")
     found: dict[str, list[str]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+    for number, row in read_jsonl(path):
         texts = row.get("expansions", [row["expansion"]] if "expansion" in row else None)
         if not isinstance(row.get("id"), str) or not isinstance(texts, list):
             raise InputError(f'{path}:{number}: expected {{"id": ..., "expansions": [...]}}')

@@ -22,6 +22,7 @@ from diver.datasets import (
 )
 from diver.datasets.bright import BrightSource
 from diver.errors import InputError
+from diver.text.jsonl import read_jsonl
 
 from .config import EvalConfig
 from .stages import batches, progress
@@ -75,23 +76,14 @@ def read_rewrites(path: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         raise InputError(f"--queries: no file {path}")
     found: dict[str, dict[str, str]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-            if isinstance(row, dict) and "id" in row and "query" in row:
-                found.setdefault(_domain_key(str(row.get("domain", ""))), {})[str(row["id"])] = str(
-                    row["query"]
-                )
-            elif isinstance(row, dict) and len(row) == 1 and isinstance(next(iter(row.values())), str):
-                qid, query = next(iter(row.items()))
-                found.setdefault("", {})[str(qid)] = query
-            else:
-                raise InputError(f'{path}:{number}: expected {{"id": ..., "query": ...}}')
+    for number, row in read_jsonl(path):
+        if isinstance(row, dict) and "id" in row and "query" in row:
+            found.setdefault(_domain_key(str(row.get("domain", ""))), {})[str(row["id"])] = str(row["query"])
+        elif isinstance(row, dict) and len(row) == 1 and isinstance(next(iter(row.values())), str):
+            qid, query = next(iter(row.items()))
+            found.setdefault("", {})[str(qid)] = query
+        else:
+            raise InputError(f'{path}:{number}: expected {{"id": ..., "query": ...}}')
     return found
 
 

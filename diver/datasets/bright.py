@@ -9,7 +9,6 @@ seeing the gold documents.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 from diver.datasets.model import Benchmark, Corpus, find_data_root, parse_id_list, sha256_file
 from diver.errors import InputError, StateError, require
 from diver.text.documents import Document, make_document
+from diver.text.jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -184,18 +184,11 @@ def _read_table(path: Path) -> Iterator[Row]:
         pq = require("pyarrow.parquet", "eval", "Reading BRIGHT parquet files")
         yield from pq.read_table(path).to_pylist()
         return
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
-        if path.name.endswith(".json"):
-            data = json.load(handle)
-            yield from (data if isinstance(data, list) else data.get("rows", []))
-            return
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+    if path.name.endswith(".json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        yield from (data if isinstance(data, list) else data.get("rows", []))
+        return
+    yield from (row for _, row in read_jsonl(path))
 
 
 def parse_source(spec: str, data_root: Path | None = None) -> BrightSource:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from diver.errors import InputError
+from diver.text.jsonl import read_jsonl
 
 _FIELDS = {"query", "positive_id", "positive_text", "negative_ids", "id", "theorem"}
 
@@ -68,15 +69,8 @@ def load_pairs(path: Path) -> list[TrainingPair]:
     if not path.is_file():
         raise InputError(f"training pairs file not found: {path}")
     pairs: list[TrainingPair] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            pairs.append(parse_pair(row, f"{path}:{number}"))
+    for number, row in read_jsonl(path, invalid="not valid JSON"):
+        pairs.append(parse_pair(row, f"{path}:{number}"))
     if not pairs:
         raise InputError(f"{path} holds no training pairs")
     return pairs
