@@ -15,7 +15,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from diver.datasets.model import Benchmark, Corpus, find_data_root, parse_id_list, sha256_file
+from diver.datasets.model import (
+    Benchmark,
+    Corpus,
+    find_data_root,
+    label_rows,
+    parse_id_list,
+    sha256_file,
+)
 from diver.errors import InputError, StateError, require
 from diver.text.documents import Document, make_document
 from diver.text.jsonl import read_jsonl
@@ -236,18 +243,16 @@ def load_bright(
         raise InputError(f"BRIGHT has no long documents for {domain}")
     query_source, rows = _query_rows(source, "examples", domain, data_root)
     gold_key = "gold_ids_long" if long else "gold_ids"
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    excluded: dict[str, set[str]] = {}
-    notes: list[str] = []
-    for row in rows:
-        qid = str(row["id"])
-        queries[qid] = str(row["query"])  # never row["reasoning"] / row["gold_answer"]: they leak the labels
-        qrels[qid] = dict.fromkeys(parse_id_list(row.get(gold_key)), 1)
-        excluded[qid] = set(parse_id_list(row.get("excluded_ids")))
-        clash = excluded[qid] & qrels[qid].keys()
-        if clash:
-            notes.append(f"query {qid}: ids both gold and excluded: {sorted(clash)[:3]}")
+    labels = label_rows(
+        rows,
+        lambda row: parse_id_list(row.get(gold_key)),
+        lambda qid, gold, excluded: (
+            f"query {qid}: ids both gold and excluded: {sorted(gold & excluded)[:3]}"
+            if gold & excluded
+            else None
+        ),
+    )
+    queries, qrels, excluded, notes = labels.queries, labels.qrels, labels.excluded, labels.notes
     sources = query_source.fingerprint("examples", domain)
     if query_config != "examples":
         rewrites = load_rewrites(source, query_config, domain)

@@ -152,3 +152,32 @@ class Benchmark:
             sources=self.sources,
             notes=[*self.notes, f"query texts replaced by rewrites from {origin}"],
         )
+
+
+@dataclass
+class Labels:
+    """Queries, binary qrels, excluded ids and notes read from query rows (``id``, ``query``, ...)."""
+
+    queries: dict[str, str] = field(default_factory=dict)
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    excluded: dict[str, set[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def label_rows(
+    rows: Iterable[dict[str, Any]],
+    relevant: Callable[[dict[str, Any]], Iterable[str]],
+    note: Callable[[str, set[str], set[str]], str | None],
+) -> Labels:
+    """The one relevance-label loop: per row its query text, ``relevant(row)`` ids (label 1) and its
+    ``excluded_ids``; ``note(qid, relevant_ids, excluded_ids)`` may add a line to ``notes``."""
+    labels = Labels()
+    for row in rows:
+        qid = str(row["id"])
+        labels.queries[qid] = str(row["query"])  # never reasoning / gold_answer: they leak the labels
+        labels.qrels[qid] = dict.fromkeys(relevant(row), 1)
+        labels.excluded[qid] = set(parse_id_list(row.get("excluded_ids")))
+        line = note(qid, set(labels.qrels[qid]), labels.excluded[qid])
+        if line:
+            labels.notes.append(line)
+    return labels

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from diver.datasets.bright import VendoredSource
-from diver.datasets.model import Benchmark, Corpus, find_data_root, parse_id_list, sha256_file
+from diver.datasets.model import (
+    Benchmark,
+    Corpus,
+    find_data_root,
+    label_rows,
+    parse_id_list,
+    sha256_file,
+)
 from diver.errors import InputError
 from diver.text.documents import Document, make_document
 
@@ -74,17 +81,20 @@ def build_theorems(data_root: Path | None = None) -> Benchmark:
     if len({d.id for d in docs}) != len(docs):
         raise InputError("theorem ids collide")
     rows, sources = _bright_rows(root, "theoremqa_theorems")
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    notes: list[str] = []
-    for row in rows:
-        qid = str(row["id"])
-        queries[qid] = str(row["query"])
-        problem = problems.get(qid.removeprefix(ID_PREFIX))
+
+    def matched_theorem(row: dict[str, Any]) -> list[str]:
+        problem = problems.get(str(row["id"]).removeprefix(ID_PREFIX))
         matched = by_lower.get(str(problem.get("theorem", "")).strip().lower()) if problem else None
-        qrels[qid] = {theorem_id(matched): 1} if matched else {}
-        if not matched:
-            notes.append(f"query {qid}: no TheoremQA problem or theorem match, no relevant document")
+        return [theorem_id(matched)] if matched else []
+
+    labels = label_rows(
+        rows,
+        matched_theorem,
+        lambda qid, rel, _: (
+            None if rel else f"query {qid}: no TheoremQA problem or theorem match, no relevant document"
+        ),
+    )
+    queries, qrels, notes = labels.queries, labels.qrels, labels.notes
     sources.update(
         {str(theorems_path): sha256_file(theorems_path), str(problems_path): sha256_file(problems_path)}
     )
@@ -119,17 +129,16 @@ def build_questions(data_root: Path | None = None) -> Benchmark:
     if len(corpus_ids) != len(docs):
         raise InputError("duplicate TheoremQA problem ids")
     rows, sources = _bright_rows(root, "theoremqa_questions")
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    excluded: dict[str, set[str]] = {}
-    notes: list[str] = []
-    for row in rows:
-        qid = str(row["id"])
-        queries[qid] = str(row["query"])
-        qrels[qid] = {d: 1 for d in parse_id_list(row.get("gold_ids")) if d in corpus_ids}
-        excluded[qid] = set(parse_id_list(row.get("excluded_ids")))
-        if not qrels[qid]:
-            notes.append(f"query {qid}: none of its BRIGHT gold_ids is in the corpus, no relevant document")
+    labels = label_rows(
+        rows,
+        lambda row: [d for d in parse_id_list(row.get("gold_ids")) if d in corpus_ids],
+        lambda qid, rel, _: (
+            None
+            if rel
+            else f"query {qid}: none of its BRIGHT gold_ids is in the corpus, no relevant document"
+        ),
+    )
+    queries, qrels, excluded, notes = labels.queries, labels.qrels, labels.excluded, labels.notes
     sources[str(problems_path)] = sha256_file(problems_path)
     return Benchmark(
         name=QUESTIONS,
