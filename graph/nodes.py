@@ -21,34 +21,11 @@ from diver.graph.state import DeepSearchState
 from diver.hits import SearchHit
 from diver.llm.client import LLMUsage
 from diver.stages.expansion import dense_feedback_hits, expand_round, select_feedback
+from diver.stages.progress import describe_event
 from diver.stages.query_assembly import search_with_expansions
 from diver.stages.rerank.choice import choose_rerankers
 from diver.stages.sufficiency import ask_sufficiency
 from diver.text.tokens import truncate_tokens
-
-
-def describe_event(event: dict[str, Any]) -> str:
-    """One human-readable line for a progress event (the CLI prints it; MCP sends it as the message)."""
-    kind = event.get("event")
-    stage = event.get("stage", "")
-    if kind == "retrieved":
-        return f"round {event.get('round', 0)}: retrieved {event.get('hits', 0)} documents in {event.get('ms')} ms"
-    if kind == "decision":
-        reason = event.get("stop_reason")
-        if not reason:
-            return f"round {event.get('round', 0)}: expanding the query again"
-        nxt = ", ".join(event.get("next") or []) or "merge"
-        return f"stop ({reason}); next: {nxt}"
-    if kind == "round_started":
-        return f"expansion round {event.get('round')} started"
-    if kind == "stage_started":
-        return f"{stage}: reranking {event.get('candidates', 0)} candidates"
-    if kind == "llm_progress":
-        return f"{stage}: {event.get('done')}/{event.get('total')} LLM calls"
-    if kind == "stage_done":
-        failed = f", {event['failures']} failed" if event.get("failures") else ""
-        return f"{stage} done in {event.get('ms')} ms ({event.get('llm_calls', 0)} LLM calls{failed})"
-    return ", ".join(f"{k}={v}" for k, v in event.items() if k != "event") or str(kind)
 
 
 def emit(event: dict[str, Any]) -> None:
@@ -85,8 +62,12 @@ class Nodes:
         depth = max(ctx.k, res.settings.rerank.rerank_k, TOP_N)
         started = time.perf_counter()
         expansions = _last_good_expansions(state) if state.get("round", 0) >= 1 else []
-        if expansions:  # query assembly: no part is cut off by the embedder's window (diver.stages.query_assembly)
-            hits = await asyncio.to_thread(search_with_expansions, res.retriever, state["query"], expansions, depth)
+        if (
+            expansions
+        ):  # query assembly: no part is cut off by the embedder's window (diver.stages.query_assembly)
+            hits = await asyncio.to_thread(
+                search_with_expansions, res.retriever, state["query"], expansions, depth
+            )
         else:
             hits = await asyncio.to_thread(res.retriever.search, query, depth)
         elapsed = _ms(started)

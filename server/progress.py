@@ -14,35 +14,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 
 from diver.errors import DiverError
+from diver.stages.progress import describe_event as describe
 
 T = TypeVar("T")
 Emit = Callable[[dict[str, Any]], None]
 HEARTBEAT_S = 10.0
-
-
-def describe(event: dict[str, Any]) -> str:
-    """A one-line, human-readable message for a graph or indexing progress event."""
-    kind = event.get("event", "")
-    stage = event.get("stage", "")
-    if kind == "retrieved":
-        return f"round {event.get('round', 0)}: retrieved {event.get('hits', 0)} documents"
-    if kind == "decision":
-        if event.get("stop_reason"):
-            plan = ", ".join(event.get("next") or []) or "merge"
-            return f"expansion stopped ({event['stop_reason']}); next: {plan}"
-        return f"round {event.get('round', 0)}: expanding the query"
-    if kind == "round_started":
-        return f"expansion round {event.get('round')}: asking the LLM"
-    if kind == "stage_started":
-        return f"{stage} reranking of {event.get('candidates', 0)} candidates started"
-    if kind == "llm_progress":
-        return f"{stage}: {event.get('done')}/{event.get('total')} LLM calls"
-    if kind == "stage_done":
-        return f"{stage} done ({event.get('llm_calls', 0)} LLM calls, {event.get('ms', 0):.0f} ms)"
-    if kind == "indexed":
-        total = event.get("total")
-        return f"indexed {event.get('done')}" + (f"/{total}" if total else "") + " documents"
-    return str(event.get("message") or kind or "working")
 
 
 class ProgressReporter:

@@ -62,3 +62,14 @@ def test_describe_covers_graph_events() -> None:
         == "listwise: 2/5 LLM calls"
     )
     assert describe({"event": "indexed", "done": 5, "total": 10}) == "indexed 5/10 documents"
+
+
+def test_one_describer_for_graph_and_server() -> None:
+    from diver.graph import nodes
+
+    assert nodes.describe_event is describe
+    event = {"event": "stage_done", "stage": "pointwise", "ms": 12.4, "llm_calls": 3, "failures": 1}
+    assert describe(event) == "pointwise done (3 LLM calls, 1 failed, 12 ms)"
+    assert describe({"event": "retrieved", "round": 1, "hits": 4, "ms": 5.0}) == (
+        "round 1: retrieved 4 documents in 5 ms"
+    )
