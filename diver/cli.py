@@ -13,6 +13,7 @@ import typer
 
 from diver.config import DiverSettings, load_settings
 from diver.errors import DiverError, InputError
+from diver.service.cli_common import JsonOpt, fail, open_configured_engine
 
 app = typer.Typer(
     name="diver",
@@ -20,29 +21,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _settings() -> DiverSettings:
     return load_settings()
 
 
-def _engine() -> Any:
-    from diver.service import open_engine
-
-    return open_engine(_settings())
-
-
-def _fail(exc: DiverError) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+def _open_engine() -> Any:
+    """The configured engine (shared process, remote or in-process), as every command but ``index`` opens it."""
+    return open_configured_engine(_settings())
 
 
 @app.command()
 def index(
     collection: Annotated[str, typer.Argument(help="Collection name (created if missing).")],
     path: Annotated[
-        Path, typer.Argument(help="A folder of .txt/.md files, or a .jsonl file (fields: id, text, optional metadata).")
+        Path,
+        typer.Argument(
+            help="A folder of .txt/.md files, or a .jsonl file (fields: id, text, optional metadata)."
+        ),
     ],
     json_out: JsonOpt = False,
 ) -> None:
@@ -55,10 +52,12 @@ def index(
         from diver.service import open_engine
 
         with open_engine(settings) as engine:
-            report = engine.collection(collection, create=True).upsert(documents, progress=True, total=len(documents))
+            report = engine.collection(collection, create=True).upsert(
+                documents, progress=True, total=len(documents)
+            )
         report.skipped.extend(skipped)
     except DiverError as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         typer.echo(report.model_dump_json(indent=2))
         return
@@ -82,10 +81,10 @@ def search(
 ) -> None:
     """Retrieve documents (no LLM)."""
     try:
-        with _engine() as engine:
+        with _open_engine() as engine:
             result = engine.collection(collection).search(query, k=k, mode=mode)  # type: ignore[arg-type]
     except DiverError as exc:
-        _fail(exc)
+        fail(exc)
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     if json_out:
@@ -121,7 +120,7 @@ def deep_search(
     if rounds is not None:
         context["rounds"] = rounds
     try:
-        with _engine() as engine:
+        with _open_engine() as engine:
             result = run_deep_search(
                 collection,
                 query,
@@ -133,7 +132,7 @@ def deep_search(
                 ),
             )
     except DiverError as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         typer.echo(result.model_dump_json(indent=2))
         return
@@ -151,10 +150,10 @@ def deep_search(
 def collections(json_out: JsonOpt = False) -> None:
     """List collections with document/chunk counts and their embedder."""
     try:
-        with _engine() as engine:
+        with _open_engine() as engine:
             infos = engine.list_collections()
     except DiverError as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         typer.echo(json.dumps([i.model_dump() for i in infos], indent=2))
         return
@@ -174,20 +173,20 @@ def get(
 ) -> None:
     """Print one document as JSON."""
     try:
-        with _engine() as engine:
+        with _open_engine() as engine:
             typer.echo(engine.collection(collection).get(doc_id).model_dump_json(indent=2))
     except DiverError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @app.command()
 def delete(collection: Annotated[str, typer.Argument()], ids: Annotated[list[str], typer.Argument()]) -> None:
     """Delete documents by id."""
     try:
-        with _engine() as engine:
+        with _open_engine() as engine:
             deleted = engine.collection(collection).delete(ids)
     except DiverError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"deleted {deleted} of {len(ids)}")
 
 
@@ -200,10 +199,10 @@ def drop(
     if not yes and sys.stdin.isatty() and not typer.confirm(f"drop collection {collection!r}?"):
         raise typer.Exit(1)
     try:
-        with _engine() as engine:
+        with _open_engine() as engine:
             engine.drop(collection)
     except DiverError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"dropped {collection}")
 
 
@@ -213,7 +212,7 @@ def config() -> None:
     try:
         settings = _settings()
     except DiverError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(settings.model_dump_json(indent=2))
 
 
@@ -231,7 +230,7 @@ def demo(
     try:
         run_demo(_settings(), collection, queries, echo=typer.echo, deep=deep)
     except DiverError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> None:

@@ -40,3 +40,21 @@ def test_typed_errors(app: typer.Typer, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a sentence-transformers model folder" in result.output
     result = runner.invoke(app, ["synth", "nothere", "-o", str(tmp_path / "s.jsonl")])
     assert result.exit_code == 2 and "no expander model configured" in result.output
+
+
+def test_both_clis_share_the_error_exit_and_json_option():
+    import typer
+
+    from diver import cli as main_cli
+    from diver.errors import InputError
+    from diver.service import cli_common
+    from diver.train import cli as train_cli
+
+    assert main_cli.fail is train_cli.fail is cli_common.fail
+    assert main_cli.JsonOpt is train_cli.JsonOpt
+    try:
+        cli_common.fail(InputError("bad"))
+    except typer.Exit as exc:
+        assert exc.exit_code == 2
+    else:
+        raise AssertionError("fail() must exit")

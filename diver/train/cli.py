@@ -10,16 +10,11 @@ import typer
 
 from diver.config import DEFAULT_EMBEDDING_MODEL, DiverSettings, load_settings
 from diver.errors import DiverError, InputError, LLMUnavailable
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-
-
-def _fail(exc: DiverError) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+from diver.service.cli_common import JsonOpt, fail
 
 
-def _engine(settings: DiverSettings) -> Any:
+def _in_process_engine(settings: DiverSettings) -> Any:
+    """An in-process Engine (not the shared engine process): fine-tuning reads and re-embeds the collection here."""
     from diver.index.engine import Engine
 
     return Engine(settings)
@@ -45,7 +40,7 @@ def run_finetune(settings: DiverSettings, pairs_path: Path, collection: str, con
         train, dev = folds["train"] + folds["test"], folds["dev"]
     else:
         train, dev = pairs, []
-    with _engine(settings) as engine:
+    with _in_process_engine(settings) as engine:
         col = engine.collection(collection)
         corpus = collection_corpus(col)
         mining: dict[str, Any] = {}
@@ -63,10 +58,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def finetune(
-        pairs: Annotated[Path, typer.Argument(help="jsonl: {query, positive_id | positive_text, negative_ids?}.")],
-        collection: Annotated[str, typer.Option("--collection", "-c", help="Collection holding the documents.")],
+        pairs: Annotated[
+            Path, typer.Argument(help="jsonl: {query, positive_id | positive_text, negative_ids?}.")
+        ],
+        collection: Annotated[
+            str, typer.Option("--collection", "-c", help="Collection holding the documents.")
+        ],
         output: Annotated[Path, typer.Option("--output", "-o", help="Output model folder.")],
-        base_model: Annotated[str, typer.Option(help="Model to fine-tune (id or folder).")] = DEFAULT_EMBEDDING_MODEL,
+        base_model: Annotated[
+            str, typer.Option(help="Model to fine-tune (id or folder).")
+        ] = DEFAULT_EMBEDDING_MODEL,
         dev: Annotated[Path | None, typer.Option(help="Dev pairs jsonl (default: a split of PAIRS).")] = None,
         dev_fraction: Annotated[float, typer.Option(help="Share of positives held out for dev.")] = 0.1,
         epochs: Annotated[float, typer.Option()] = 1.0,
@@ -95,7 +96,7 @@ def register(app: typer.Typer) -> None:
         from diver.train.trainer import FinetuneConfig
 
         if precision not in ("auto", "fp32", "fp16", "bf16"):
-            _fail(InputError(f"--precision must be auto, fp32, fp16 or bf16, got {precision!r}"))
+            fail(InputError(f"--precision must be auto, fp32, fp16 or bf16, got {precision!r}"))
         config = FinetuneConfig(
             output_dir=output, base_model=base_model, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
             learning_rate=lr, temperature=temperature, n_negatives=negatives, cached=cached,
@@ -104,9 +105,11 @@ def register(app: typer.Typer) -> None:
             lora=lora, lora_r=lora_r, lora_alpha=2 * lora_r, resume=resume,
         )  # fmt: skip
         try:
-            result = run_finetune(load_settings(), pairs, collection, config, dev, dev_fraction, mine, mine_k, fn_margin)
+            result = run_finetune(
+                load_settings(), pairs, collection, config, dev, dev_fraction, mine, mine_k, fn_margin
+            )
         except DiverError as exc:
-            _fail(exc)
+            fail(exc)
         if json_out:
             typer.echo(json.dumps(result.manifest, indent=2))
             return
@@ -131,10 +134,10 @@ def register(app: typer.Typer) -> None:
         try:
             settings = load_settings()
             embedder = embedder_for(settings, model, query_prefix, document_prefix)
-            with _engine(settings) as engine:
+            with _in_process_engine(settings) as engine:
                 report = reindex_collection(engine, collection, embedder, batch=batch, progress=not json_out)
         except DiverError as exc:
-            _fail(exc)
+            fail(exc)
         if json_out:
             typer.echo(json.dumps(report.as_dict(), indent=2))
             return
@@ -154,9 +157,13 @@ def register(app: typer.Typer) -> None:
         documents: Annotated[int, typer.Option(help="Documents sampled.")] = 50,
         per_document: Annotated[int, typer.Option(help="Queries asked for per document.")] = 2,
         seed: Annotated[int, typer.Option()] = 0,
-        check: Annotated[bool, typer.Option(help="Keep only queries the LLM says the document answers.")] = False,
+        check: Annotated[
+            bool, typer.Option(help="Keep only queries the LLM says the document answers.")
+        ] = False,
         max_overlap: Annotated[float, typer.Option(help="Drop queries sharing more content words.")] = 0.5,
-        role: Annotated[str, typer.Option(help="LLM role whose model writes: expander or reranker.")] = "expander",
+        role: Annotated[
+            str, typer.Option(help="LLM role whose model writes: expander or reranker.")
+        ] = "expander",
         json_out: JsonOpt = False,
     ) -> None:
         """Write reasoning-intensive synthetic queries for sampled documents (finetune format)."""
@@ -166,20 +173,20 @@ def register(app: typer.Typer) -> None:
         from diver.train.synth import SynthConfig, run_synthesize
 
         if role not in ("expander", "reranker"):
-            _fail(InputError(f"--role must be expander or reranker, got {role!r}"))
+            fail(InputError(f"--role must be expander or reranker, got {role!r}"))
         try:
             settings = load_settings()
             writer = build_llm(settings, role)
             if writer is None:
                 raise LLMUnavailable(f"no {role} model configured (set DIVER_LLM__{role.upper()}__MODEL)")
-            with _engine(settings) as engine:
+            with _in_process_engine(settings) as engine:
                 corpus = collection_corpus(engine.collection(collection))
             config = SynthConfig(documents=documents, per_document=per_document, seed=seed, check=check,
                                  max_overlap=max_overlap)  # fmt: skip
             pairs, report = run_synthesize(corpus, writer, config)
             write_pairs(output, pairs)
         except DiverError as exc:
-            _fail(exc)
+            fail(exc)
         if json_out:
             typer.echo(json.dumps(report.as_dict(), indent=2))
             return
