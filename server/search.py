@@ -29,16 +29,16 @@ def run_search(state: ServerState, collection: str, query: str, k: int, mode: st
                source: str | None = None) -> SearchResult:  # fmt: skip
     """Search with the query and the agent's expansions (query assembly), filters before the top-k cut."""
     col = state.engine.collection(collection)
-    return assembled_search(col, query, expansions, k=k, mode=mode, variant=DEFAULT_VARIANT, where=where,
+    return assembled_search(col, query, expansions, k=k, mode=mode, variant=state.settings.search.assembly, where=where,
                             source=source)  # fmt: skip
 
 
 def search_output(result: SearchResult, fmt: str, max_chars: int, hit_chars: int,
-                  expansions: list[str] | None) -> SearchOutput:  # fmt: skip
+                  expansions: list[str] | None, assembly: str = DEFAULT_VARIANT) -> SearchOutput:  # fmt: skip
     data: dict[str, Any] = {"collection": result.collection, "query": result.query, "mode": result.mode,
                             "notes": result.notes, "timings_ms": result.timings_ms}  # fmt: skip
     if expansions:
-        data["assembly"] = DEFAULT_VARIANT
+        data["assembly"] = assembly
     if fmt == "compact":
         data["candidates"], data["cut"] = compact(result.hits, COMPACT_TOKENS, max_chars, hit_chars)
     else:

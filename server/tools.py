@@ -62,7 +62,8 @@ def register_tools(server: MCPServer, read_only: bool = False) -> None:
         `where`/`source` filters, format='compact' for a numbered list to rerank yourself. `cut` says what
         was dropped to fit max_chars/hit_chars."""
         result = await in_thread(run_search, state_of(ctx), collection, query, k, mode, expansions, where, source)
-        return search_output(result, format, max_chars, hit_chars, expansions)
+        assembly = state_of(ctx).settings.search.assembly
+        return search_output(result, format, max_chars, hit_chars, expansions, assembly)
 
     @server.tool(annotations=READ_ONLY)
     async def list_collections(ctx: Context) -> CollectionsOutput:

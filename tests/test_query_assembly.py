@@ -146,3 +146,20 @@ def test_an_over_long_query_is_refused_not_cut(col) -> None:
     for expansions in ([], [EXPANSION]):
         with pytest.raises(InputError, match=f"the limit is {limit}"):
             assembled_search(col, "x" * (limit + 1), expansions, k=3)
+
+
+def test_assembly_variant_is_a_setting(monkeypatch):
+    from typing import get_args
+
+    from diver.config import load_settings
+    from diver.config.search import Assembly
+    from diver.stages.query_assembly import DEFAULT_VARIANT, VARIANTS
+
+    assert VARIANTS == get_args(Assembly) and load_settings().search.assembly == DEFAULT_VARIANT == "fit"
+    monkeypatch.setenv("DIVER_SEARCH__ASSEMBLY", "balanced")
+    assert load_settings().search.assembly == "balanced"
+    monkeypatch.setenv("DIVER_SEARCH__ASSEMBLY", "nope")
+    from diver.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="search.assembly"):
+        load_settings()

@@ -21,6 +21,7 @@ from diver.config.index import (
 )
 from diver.config.pipeline import ExpansionSettings, LLMSettings
 from diver.config.rerank import RerankSettings
+from diver.config.search import SearchSettings
 from diver.config.service import EngineSettings, LimitSettings, ServerSettings
 
 
@@ -47,6 +48,7 @@ class DiverSettings(BaseSettings):
     fusion: FusionSettings = Field(default_factory=FusionSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     expansion: ExpansionSettings = Field(default_factory=ExpansionSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     rerank: RerankSettings = Field(default_factory=RerankSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)

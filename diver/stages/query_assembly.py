@@ -25,16 +25,17 @@ Pure except for ``Collection.search_many`` calls (any object with that method wo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, get_args
 
+from diver.config.search import Assembly
 from diver.errors import InputError
 from diver.fusion import fuse_min_max, fuse_rrf, min_max_normalise, sort_scores
 from diver.hits import SearchHit, SearchResult
 from diver.text.queries import prepare_queries
 from diver.text.tokens import approx_tokens
 
-Variant = Literal["query", "concat", "expansion_only", "separate", "balanced", "fit"]
-VARIANTS: tuple[str, ...] = ("query", "concat", "expansion_only", "separate", "balanced", "fit")
+Variant = Assembly  # the setting search.assembly
+VARIANTS: tuple[str, ...] = get_args(Assembly)
 DEFAULT_VARIANT: Variant = "fit"
 FIT_QUERY_WEIGHT = 0.25
 """``fit``: the query's share of BM25's text and of the dense fusion when the whole does not fit."""
