@@ -66,7 +66,12 @@ class Nodes:
             expansions
         ):  # query assembly: no part is cut off by the embedder's window (diver.stages.query_assembly)
             hits = await asyncio.to_thread(
-                search_with_expansions, res.retriever, state["query"], expansions, depth
+                search_with_expansions,
+                res.retriever,
+                state["query"],
+                expansions,
+                depth,
+                res.settings.search.assembly,
             )
         else:
             hits = await asyncio.to_thread(res.retriever.search, query, depth)

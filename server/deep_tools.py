@@ -116,7 +116,7 @@ async def _endpoint(state: ServerState, ctx: Context, collection: str, query: st
     run = await in_thread(state.graph_runner)
     context: dict[str, Any] = {"k": k, "rounds": max_rounds, "collection": collection}
     context.update(rerank)
-    retriever = AssemblingRetriever(col, where=where, source=source)
+    retriever = AssemblingRetriever(col, variant=state.settings.search.assembly, where=where, source=source)
     reporter = ProgressReporter(ctx)
 
     async def work() -> Any:

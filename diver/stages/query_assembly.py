@@ -290,14 +290,15 @@ class AssemblingRetriever:
         return self.collection.get(doc_id).text
 
 
-def search_with_expansions(retriever: Any, query: str, expansions: Sequence[str], k: int) -> list[SearchHit]:
+def search_with_expansions(
+    retriever: Any, query: str, expansions: Sequence[str], k: int, variant: str = DEFAULT_VARIANT
+) -> list[SearchHit]:
     """Retrieve for ``query`` + ``expansions`` with query assembly when ``retriever`` supports it (an
     ``AssemblingRetriever``, or any retriever over an engine collection), else with QExpand's text."""
     if hasattr(retriever, "search_expanded"):
         return list(retriever.search_expanded(query, expansions, k))
     collection = getattr(retriever, "collection", None)
     if collection is not None and hasattr(collection, "search_many") and hasattr(collection, "engine"):
-        return AssemblingRetriever(collection, mode=getattr(retriever, "mode", "hybrid")).search_expanded(
-            query, expansions, k
-        )
+        assembling = AssemblingRetriever(collection, mode=getattr(retriever, "mode", "hybrid"), variant=variant)
+        return assembling.search_expanded(query, expansions, k)
     return list(retriever.search(concat(query, expansions), k))
