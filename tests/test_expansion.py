@@ -16,10 +16,10 @@ from diver.stages.expansion import (
     build_expansion_messages,
     cut_in_reasoning,
     expand_round,
-    expanded_query,
     select_feedback,
     strip_reasoning,
 )
+from diver.stages.query_assembly import concat
 from diver.text.tokens import approx_tokens, truncate_tokens
 
 
@@ -60,8 +60,8 @@ def test_select_feedback_skips_seen_and_caps() -> None:
 
 
 def test_expanded_query_is_original_plus_blank_line_plus_expansions() -> None:
-    assert expanded_query("q?", ["one", " ", "two"]) == "q?\n\none\n\ntwo"
-    assert expanded_query("q?", []) == "q?"
+    assert concat("q?", ["one", " ", "two"]) == "q?\n\none\n\ntwo"
+    assert concat("q?", []) == "q?"
 
 
 def test_truncate_tokens() -> None:

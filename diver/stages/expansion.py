@@ -21,6 +21,7 @@ from diver.hits import SearchHit
 from diver.llm.client import ChatLLM, LLMUsage, Message
 from diver.llm.prompts import delimit, load_template
 from diver.llm.replies import cut_in_reasoning, strip_reasoning  # re-exported (callers import them here)
+from diver.stages.query_assembly import concat
 from diver.text.tokens import truncate_tokens
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,6 @@ def select_feedback(hits: Iterable[SearchHit], seen: Iterable[str], k: int) -> l
             chosen.append(hit.id)
             already.add(hit.id)
     return chosen
-
-
-def expanded_query(original: str, expansions: Sequence[str]) -> str:
-    """Original query + blank line + this round's expansions (blank-line separated)."""
-    parts = [e.strip() for e in expansions if e.strip()]
-    return "\n\n".join([original, *parts]) if parts else original
 
 
 def build_expansion_messages(query: str, passages: Sequence[str], previous: str | None) -> list[Message]:
@@ -136,7 +131,7 @@ async def expand_round(
         round=round_no,
         feedback_ids=ids,
         expansions=expansions,
-        query=expanded_query(query, expansions),
+        query=concat(query, expansions),  # the one QExpand concatenation (query assembly's)
         failures=failures,
         truncated=truncated,
     )
