@@ -15,7 +15,6 @@ Layout of ``data_dir``::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -31,6 +30,7 @@ from diver.hits import CollectionInfo
 from diver.index.catalog import Catalog
 from diver.index.collection import Collection
 from diver.index.dense.embedders import Embedder, build_embedder
+from diver.index.meta import META_FORMAT, STALE_STORE_NAMES, read_meta, write_meta
 from diver.index.stores.chroma import (
     VectorStore,
     data_dir_store_id,
@@ -40,8 +40,7 @@ from diver.index.stores.chroma import (
 )
 
 log = logging.getLogger(__name__)
-META_FORMAT = 1
-STALE_STORE_NAMES = "stale_store_names"  # meta key: chroma collections to delete (see rebuild_dense)
+__all__ = ["META_FORMAT", "STALE_STORE_NAMES", "Engine", "validate_collection_name", "write_meta"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]$")
 
 
@@ -121,7 +120,7 @@ class Engine:
                     self.drop(name)  # finish an interrupted drop before creating the collection afresh
                 meta = self._create(name, directory)
             else:
-                meta = _read_meta(meta_path, name)
+                meta = read_meta(meta_path, name)
             catalog = Catalog(directory / "catalog.sqlite", create=False)
             store = VectorStore(self.client, meta["store_name"], self.settings.store, create=True)
             collection = Collection(self, name, directory, meta, catalog, store)
@@ -183,7 +182,7 @@ class Engine:
         Exact names only, never a prefix: ``notes-v2`` is another collection, not a copy of ``notes``."""
         if meta_path.exists():
             try:
-                meta = _read_meta(meta_path, name)
+                meta = read_meta(meta_path, name)
                 return [meta["store_name"], *meta.get(STALE_STORE_NAMES, [])]
             except CorruptIndex as exc:
                 log.warning("%s: dropping the vectors under the names DIVER would have given them", exc)
@@ -211,28 +210,6 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def write_meta(directory: Path, meta: dict[str, Any]) -> None:
-    """Replace meta.json atomically (write, fsync, rename)."""
-    tmp = directory / "meta.json.tmp"
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(json.dumps(meta, indent=2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, directory / "meta.json")
-
-
-def _read_meta(path: Path, name: str) -> dict[str, Any]:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if meta.get("format") != META_FORMAT or "dimensions" not in meta or "store_name" not in meta:
-            raise ValueError("unexpected format")
-        return meta
-    except (OSError, ValueError) as exc:
-        raise CorruptIndex(
-            f"collection {name!r} has an unreadable {path.name} ({exc}); run `diver drop {name}` and index again"
-        ) from exc
 
 
 def _acquire_lock(data_dir: Path) -> Any:

@@ -65,7 +65,7 @@ def embedder_for(settings: DiverSettings, model: str, query_prefix: str | None =
 def reindex_collection(engine: Any, name: str, embedder: Embedder, batch: int = 256,
                        progress: bool = False) -> ReindexReport:  # fmt: skip
     """Re-embed collection ``name`` of ``engine`` with ``embedder`` and switch to it (see the module doc)."""
-    from diver.index.engine import STALE_STORE_NAMES, write_meta
+    from diver.index.meta import STALE_STORE_NAMES, write_meta
     from diver.index.stores.chroma import VectorStore, drop_vector_collection, store_collection_name
 
     if batch < 1:

@@ -24,7 +24,7 @@ def rebuild_dense(col: Collection) -> None:
         crash mid-rebuild leaves meta.json on the old collection, the flag set, and the copy findable by
         name: the next open deletes it and redoes the rebuild. Chroma collections are never matched by prefix.
         """
-        from diver.index.engine import STALE_STORE_NAMES, write_meta
+        from diver.index.meta import STALE_STORE_NAMES, write_meta
         from diver.index.stores.chroma import VectorStore, drop_vector_collection, store_collection_name
 
         started = time.perf_counter()
