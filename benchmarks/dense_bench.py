@@ -39,11 +39,11 @@ def exact(matrix: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
 
 def hnsw(matrix: np.ndarray, queries: np.ndarray, truth: list[set[int]], workdir: Path | None) -> dict:
     from diver.config import StoreSettings
-    from diver.index.stores.chroma import VectorStore, open_client
+    from diver.index.stores.chroma import ChromaStore, open_client
 
     settings = StoreSettings()
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        store = VectorStore(open_client(settings, Path(tmp)), "bench-dense", settings, create=True)
+        store = ChromaStore(open_client(settings, Path(tmp)), "bench-dense", settings, create=True)
         ids = [str(i) for i in range(len(matrix))]
         with PeakRSS() as rss:
             started = time.perf_counter()

@@ -55,9 +55,9 @@ def _settings_dict(settings: Any) -> dict[str, Any]:
 
 def write(settings: Any, vectors: np.ndarray, directory: Path, method: str, call_size: int) -> dict[str, Any]:
     """Write ``vectors`` into a new store under ``directory`` in calls of ``call_size``; time it."""
-    from diver.index.stores.chroma import VectorStore, open_client
+    from diver.index.stores.chroma import ChromaStore, open_client
 
-    store = VectorStore(open_client(settings, directory), "bench-write", settings, create=True)
+    store = ChromaStore(open_client(settings, directory), "bench-write", settings, create=True)
     ids = [f"k{i:08d}" for i in range(len(vectors))]
     write_fn = store.add if method == "add" else store.upsert
     load_before = _load()
@@ -88,14 +88,14 @@ def search(
     """Recall@10 vs exact and latency per ef_search, each after the index is reloaded with that value."""
     from chromadb.api.client import SharedSystemClient
 
-    from diver.index.stores.chroma import VectorStore, open_client
+    from diver.index.stores.chroma import ChromaStore, open_client
 
     out: dict[str, dict[str, Any]] = {}
     for ef in ef_values:
-        store = VectorStore(open_client(settings, directory), "bench-write", settings, create=False)
+        store = ChromaStore(open_client(settings, directory), "bench-write", settings, create=False)
         store._collection.modify(configuration={"hnsw": {"ef_search": int(ef)}})
         SharedSystemClient.clear_system_cache()  # the loaded index keeps its ef: load it again
-        store = VectorStore(open_client(settings, directory), "bench-write", settings, create=False)
+        store = ChromaStore(open_client(settings, directory), "bench-write", settings, create=False)
         store._collection.query(query_embeddings=queries[:1], n_results=10, include=[])  # loads the index
         latencies, found = timed_each(
             lambda q, col=store._collection: col.query(query_embeddings=q[None], n_results=10, include=[])[

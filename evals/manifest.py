@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from diver.config import DiverSettings
+from diver.index.stores import backend_packages
 
 PACKAGES = (
     "diver-retrieval",
@@ -19,7 +20,7 @@ PACKAGES = (
     "pydantic",
     "bm25s",
     "PyStemmer",
-    "chromadb",
+    *backend_packages(),  # the vector stores' client libraries
     "sentence-transformers",
     "torch",
     "transformers",

@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from diver.index.stores import backend_loggers
+
 QUIET_ENV = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
@@ -24,7 +26,7 @@ QUIET_ENV = {
     "CHROMA_TELEMETRY": "False",
 }
 _NOISY_LOGGERS = (
-    "chromadb",
+    *backend_loggers(),  # the vector stores' client libraries
     "httpx",
     "httpcore",
     "sentence_transformers",

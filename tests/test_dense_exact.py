@@ -17,7 +17,7 @@ from tests_support import make_settings
 from diver.index.catalog import Catalog
 from diver.index.collection import Collection
 from diver.index.engine import Engine
-from diver.index.stores.chroma import VectorStore
+from diver.index.stores.chroma import ChromaStore
 from diver.text.documents import make_document
 
 WORDS = [f"w{i}" for i in range(300)]
@@ -149,7 +149,7 @@ def test_exact_equals_brute_force_with_filters_and_excludes(small):
 def _other_writer(col: Collection) -> Collection:
     """A second writer on the same data directory, as another process has: its own catalog connection and
     vector store handle, sharing nothing in memory with ``col`` (not even the exact matrix)."""
-    store = VectorStore(col.engine.client, col.meta["store_name"], col.engine.settings.store, create=False)
+    store = col.engine.backend.open(col.meta["store_name"], create=False)
     catalog = Catalog(col.directory / "catalog.sqlite", create=False)
     return Collection(col.engine, col.name, col.directory, dict(col.meta), catalog, store)
 
@@ -203,7 +203,7 @@ def test_store_query_needs_no_count_and_handles_empty(tmp_path):
     from diver.index.stores.chroma import open_client
 
     settings = StoreSettings()
-    store = VectorStore(open_client(settings, tmp_path), "empty-store", settings, create=True)
+    store = ChromaStore(open_client(settings, tmp_path), "empty-store", settings, create=True)
     assert store.query(np.ones((2, 8), np.float32), 5) == [[], []]
     store.upsert(["a", "b"], np.eye(2, 8, dtype=np.float32))
     got = store.query(np.eye(1, 8, dtype=np.float32), 10)[0]
@@ -216,13 +216,13 @@ def test_search_beam_stores_the_configured_ef(tmp_path):
 
     client = open_client(StoreSettings(), tmp_path)
     old = StoreSettings(hnsw_search_ef=20)
-    VectorStore(client, "beam-store", old, create=True).upsert(["a"], np.ones((1, 8), np.float32))
+    ChromaStore(client, "beam-store", old, create=True).upsert(["a"], np.ones((1, 8), np.float32))
     wanted = StoreSettings(hnsw_search_ef=150)
-    store = VectorStore(client, "beam-store", wanted, create=False)
+    store = ChromaStore(client, "beam-store", wanted, create=False)
     assert store.search_beam() == 150  # the loaded index's beam is smaller: ask for at least 150 results
     again = client.get_collection("beam-store", embedding_function=None)
     assert again.configuration_json["hnsw"]["ef_search"] == 150  # stored for the next load
-    assert VectorStore(client, "beam-store", wanted, create=False).search_beam() == 0
+    assert ChromaStore(client, "beam-store", wanted, create=False).search_beam() == 0
 
 
 def test_hnsw_path_still_fills_k_past_a_giant_document(tmp_path):

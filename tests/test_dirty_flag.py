@@ -18,7 +18,7 @@ def _visible(col):
     with col.catalog.snapshot() as db:
         catalog = {row[0] for row in db.execute("SELECT id FROM documents")}
         bm25 = set(col._lexical_view(db).doc_ids)
-        dense = {doc for doc, _ in col.catalog.resolve(db, col.store.all_ids()).values()}
+        dense = {doc for doc, _ in col.catalog.resolve(db, col.store.all_keys()).values()}
     return catalog, bm25, dense
 
 

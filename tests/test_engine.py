@@ -30,7 +30,7 @@ def visible_ids(col):
     with col.catalog.snapshot() as db:
         catalog = {row[0] for row in db.execute("SELECT id FROM documents")}
         view = col._lexical_view(db)
-        keys = col.catalog.resolve(db, col.store.all_ids())
+        keys = col.catalog.resolve(db, col.store.all_keys())
     return catalog, set(view.doc_ids), {doc for doc, _ in keys.values()}
 
 
@@ -245,13 +245,12 @@ def test_metadata_roundtrip_and_crash_strays_reconciled(engine):
     col.store.upsert(["deadbeef-0"], col.engine.embedder.embed_documents(["stray"]))
     assert col.store.count() == 2
     col.upsert([Document(id="n", text="next batch")])
-    assert col.store.count() == 2 and "deadbeef-0" not in col.store.all_ids()
+    assert col.store.count() == 2 and "deadbeef-0" not in col.store.all_keys()
     assert json.loads(json.dumps(col.info().model_dump()))["documents"] == 2
     assert sqlite3.connect(col.catalog.path).execute("SELECT COUNT(*) FROM pending").fetchone()[0] == 0
 
 
 def test_interrupted_write_rebuilds_the_dense_index_on_open(tmp_path):
-    from diver.index.stores.chroma import vector_collection_names
 
     settings = make_settings(tmp_path)
     with Engine(settings) as eng:
@@ -264,6 +263,6 @@ def test_interrupted_write_rebuilds_the_dense_index_on_open(tmp_path):
         assert col.meta["store_name"].startswith(f"{eng.store_id}.maths.v") and col.catalog.get_meta("dirty") == "0"
         assert [h.id for h in col.search("planar graph", k=4, mode="dense").hits] == before
         assert col.store.count() == 4 and visible_ids(col) == ({d.id for d in DOCS},) * 3
-        assert vector_collection_names(eng.client) == [col.meta["store_name"]]
+        assert eng.backend.names() == [col.meta["store_name"]]
         eng.drop("maths")
-        assert vector_collection_names(eng.client) == []
+        assert eng.backend.names() == []

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from diver.config import load_settings
 from diver.errors import CollectionNotFound, EngineSettingsMismatch, StateError
+from diver.index.upserts import document_batches
 from diver.service import protocol
-from diver.service.client import _batches
+from diver.service.client import BATCH_BYTES
 from diver.service.spawn import clean_stale_files
 from diver.text.documents import Document
 
@@ -55,6 +56,6 @@ def test_stale_files_of_a_dead_pid_are_removed_and_a_live_pid_is_left(tmp_path: 
 
 def test_upserts_travel_in_batches_bounded_by_count_and_bytes() -> None:
     docs = [Document(id=f"d{i}", text="x" * 1000) for i in range(10)]
-    assert [len(b) for b in _batches(docs, 4)] == [4, 4, 2]
+    assert [len(b) for b in document_batches(docs, 4, BATCH_BYTES)] == [4, 4, 2]
     big = [Document(id=f"b{i}", text="y" * (20 << 20)) for i in range(3)]
-    assert [len(b) for b in _batches(big, 512)] == [1, 1, 1]
+    assert [len(b) for b in document_batches(big, 512, BATCH_BYTES)] == [1, 1, 1]

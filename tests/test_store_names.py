@@ -7,7 +7,7 @@ from tests_support import make_settings
 
 import diver.index.engine
 from diver.index.engine import Engine
-from diver.index.stores.chroma import vector_collection_names
+from diver.index.stores.chroma import ChromaBackend
 from diver.text.documents import Document
 
 NOTES = [Document(id=f"n{i}", text=f"note {i} about planar graph colouring and vertex {i}") for i in range(6)]
@@ -64,14 +64,14 @@ def test_crash_rebuild_keeps_a_collection_whose_name_extends_the_rebuilt_one(tmp
 
 def test_crash_rebuild_deletes_its_recorded_half_built_copy(tmp_path):
     from diver.index.engine import STALE_STORE_NAMES
-    from diver.index.stores.chroma import VectorStore, store_collection_name
+    from diver.index.stores.chroma import store_collection_name
 
     settings = make_settings(tmp_path)
     before = _two_collections(settings)
     with Engine(settings) as eng:
         col = eng.collection("notes")
         half_built = store_collection_name(eng.store_id, "notes", 1)  # an earlier rebuild killed mid-copy
-        VectorStore(eng.client, half_built, settings.store, create=True)
+        eng.backend.open(half_built, create=True)
         col.meta = {**col.meta, STALE_STORE_NAMES: [half_built]}
         diver.index.engine.write_meta(col.directory, col.meta)
         col.catalog.set_meta("dirty", "1")
@@ -81,13 +81,13 @@ def test_crash_rebuild_deletes_its_recorded_half_built_copy(tmp_path):
         new_name = col.meta["store_name"]
         assert new_name != old_name and STALE_STORE_NAMES not in col.meta
         assert col.store.count() == len(NOTES)
-        names = set(vector_collection_names(eng.client))
+        names = set(eng.backend.names())
         assert half_built not in names and old_name not in names and new_name in names
     _check_notes_v2(settings, before)
     with Engine(settings) as eng:
         eng.drop("notes")
         eng.drop("notes-v2")
-        assert vector_collection_names(eng.client) == []
+        assert eng.backend.names() == []
 
 
 def test_store_names_are_namespaced_exact_and_short(tmp_path):
@@ -117,14 +117,14 @@ def test_data_dir_from_before_namespacing_stays_readable(tmp_path, monkeypatch):
     """Collections created with bare chroma names (``notes``) keep working; drop removes exactly theirs."""
     settings = make_settings(tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr(diver.index.engine, "store_collection_name", lambda store_id, name, version=None: name)
+        patch.setattr(ChromaBackend, "store_name", lambda self, store_id, name, version=None: name)
         before = _two_collections(settings)
     meta = json.loads((settings.data_dir / "collections" / "notes" / "meta.json").read_text())
     assert meta["store_name"] == "notes"
     with Engine(settings) as eng:
         assert [h.id for h in eng.collection("notes").search("planar graph", k=3, mode="dense").hits]
         eng.drop("notes")
-        assert vector_collection_names(eng.client) == ["notes-v2"]
+        assert eng.backend.names() == ["notes-v2"]
     _check_notes_v2(settings, before)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from diver.config import StoreSettings
-from diver.index.stores.chroma import VectorStore, open_client
+from diver.index.stores.chroma import ChromaStore, open_client
 
 
 def _clustered(count: int, dims: int = 384, clusters: int = 1000) -> np.ndarray:
@@ -27,7 +27,7 @@ def test_hnsw_recall_at_10_on_20k_clustered_vectors(tmp_path):
     n, n_queries = 20_000, 200
     vectors, queries = _clustered(n + n_queries)[:n], _clustered(n + n_queries)[n:]
     settings = StoreSettings()
-    store = VectorStore(open_client(settings, tmp_path), "recall", settings, create=True)
+    store = ChromaStore(open_client(settings, tmp_path), "recall", settings, create=True)
     ids = [f"v{i}" for i in range(n)]
     store.upsert(ids, vectors)
     assert store.count() == n

@@ -10,17 +10,17 @@ from tests_support import make_settings
 
 from diver.config import StoreSettings
 from diver.index.engine import Engine
-from diver.index.stores.chroma import VectorStore, open_client
+from diver.index.stores.chroma import ChromaStore, open_client
 from diver.text.documents import Document
 
 
-def _hnsw(store: VectorStore) -> dict:
+def _hnsw(store: ChromaStore) -> dict:
     return dict((store._collection.configuration_json or {}).get("hnsw") or {})
 
 
 def test_settings_are_honoured_at_creation_and_an_existing_collection_keeps_its_own(tmp_path):
     made = StoreSettings(hnsw_max_neighbors=12, hnsw_construction_ef=40, hnsw_sync_threshold=5000)
-    store = VectorStore(open_client(made, tmp_path), "t.vectors", made, create=True)
+    store = ChromaStore(open_client(made, tmp_path), "t.vectors", made, create=True)
     hnsw = _hnsw(store)
     assert (hnsw["max_neighbors"], hnsw["ef_construction"], hnsw["sync_threshold"]) == (12, 40, 5000)
     vectors = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
@@ -28,7 +28,7 @@ def test_settings_are_honoured_at_creation_and_an_existing_collection_keeps_its_
 
     other = StoreSettings(hnsw_max_neighbors=24, hnsw_construction_ef=80, hnsw_sync_threshold=2000)
     for create in (True, False):  # Engine opens with create=True; rebuilds and readers with False
-        again = VectorStore(open_client(other, tmp_path), "t.vectors", other, create=create)
+        again = ChromaStore(open_client(other, tmp_path), "t.vectors", other, create=create)
         hnsw = _hnsw(again)
         assert (hnsw["max_neighbors"], hnsw["ef_construction"], hnsw["sync_threshold"]) == (12, 40, 5000)
         assert again.count() == 50
@@ -38,7 +38,7 @@ def test_settings_are_honoured_at_creation_and_an_existing_collection_keeps_its_
 
 def test_defaults_create_collections_with_the_write_path_settings(tmp_path):
     settings = StoreSettings()
-    store = VectorStore(open_client(settings, tmp_path), "t.defaults", settings, create=True)
+    store = ChromaStore(open_client(settings, tmp_path), "t.defaults", settings, create=True)
     hnsw = _hnsw(store)
     assert hnsw["max_neighbors"] == settings.hnsw_max_neighbors
     assert hnsw["ef_construction"] == settings.hnsw_construction_ef
@@ -48,7 +48,7 @@ def test_defaults_create_collections_with_the_write_path_settings(tmp_path):
 def test_add_keeps_a_held_id_s_vector_and_upsert_replaces_it(tmp_path):
     """The chroma behaviour the collection's use of ``add`` is designed around."""
     settings = StoreSettings()
-    store = VectorStore(open_client(settings, tmp_path), "t.add", settings, create=True)
+    store = ChromaStore(open_client(settings, tmp_path), "t.add", settings, create=True)
     first, second = np.eye(4, dtype=np.float32)[:2]
     store.add(["a"], first[None])
     store.add(["a"], second[None])
@@ -60,7 +60,7 @@ def test_add_keeps_a_held_id_s_vector_and_upsert_replaces_it(tmp_path):
 def _consistent(col, embedder) -> None:
     """The store holds exactly the visible chunks, each with the vector of its text."""
     keys = sorted(col.catalog.all_keys())
-    assert sorted(col.store.all_ids()) == keys
+    assert sorted(col.store.all_keys()) == keys
     texts = col.catalog.chunk_texts(keys)
     expected = embedder.embed_documents([texts[k] for k in keys])
     stored = col.store.get_vectors(keys)

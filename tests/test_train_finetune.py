@@ -23,7 +23,6 @@ from diver.config import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings  # noqa: E40
 from diver.errors import LLMError  # noqa: E402
 from diver.index.dense.embedders import SentenceTransformerEmbedder, resolve_model_path  # noqa: E402
 from diver.index.engine import Engine  # noqa: E402
-from diver.index.stores.chroma import vector_collection_names  # noqa: E402
 from diver.text.documents import make_document  # noqa: E402
 from diver.train.pairs import TrainingPair, write_pairs  # noqa: E402
 from diver.train.reindex import REINDEX_KEY, embedder_for, reindex_collection  # noqa: E402
@@ -132,7 +131,7 @@ def test_reindex_switches_model_resumably_and_search_works(tiny_model: Path, tmp
         assert meta["store_name"] == old_store and meta[REINDEX_KEY]["embedder"] == str(tiny_model.resolve())
         report = reindex_collection(engine, "notes", new, batch=3)
         assert report.reused == 3 and report.embedded == chunks - 3 and report.chunks == chunks
-        names = vector_collection_names(engine.client)
+        names = engine.backend.names()
     meta = json.loads((col.directory / "meta.json").read_text())
     assert meta["embedder"] == str(tiny_model.resolve()) and meta["dimensions"] == 32
     assert REINDEX_KEY not in meta and "stale_store_names" not in meta and meta["store_name"] != old_store

@@ -78,7 +78,16 @@ class BM25Settings(Section):
     stopwords: str | None = Field("en", description="bm25s stopword list; None keeps every token.")
 
 
+StoreBackendName = Literal["chroma"]
+"""The vector-store backends (``diver.index.stores.BACKENDS``)."""
+
+
 class StoreSettings(Section):
+    backend: StoreBackendName = Field(
+        "chroma",
+        description="Where chunk vectors live (diver/index/stores/): 'chroma' = chromadb, embedded in the data "
+        "dir or a Chroma server (chroma_url). The hnsw_* settings are chroma's.",
+    )
     chroma_url: str | None = Field(
         None, description="URL of a Chroma server (HttpClient). None = embedded PersistentClient in data_dir."
     )

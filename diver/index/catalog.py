@@ -1,7 +1,7 @@
 """The document catalog of one collection (SQLite, WAL): the source of truth for what is visible.
 
 A document is visible exactly when its row and its chunk rows are committed here. Dense vectors are
-written to chromadb *before* that commit, under chunk ids logged in ``pending`` first, so a crash at any
+written to the vector store *before* that commit, under chunk ids logged in ``pending`` first, so a crash at any
 point leaves either the old state or the new one; stray vectors are reconciled from ``pending`` and
 ``orphans`` on the next write. The BM25 index is derived from this table and stamped with ``generation``.
 """

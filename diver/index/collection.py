@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +18,8 @@ from diver.index.catalog import Catalog, PreparedDocument
 from diver.index.dense.search import Allowed, DensePlanner
 from diver.index.filters import compile_filter, source_of
 from diver.index.lexical.view import LexicalView, LexicalViews
-from diver.index.stores.chroma import VectorStore
+from diver.index.stores.base import VectorStore
+from diver.index.upserts import ProgressCallback, UpsertRun, document_batches
 from diver.text.documents import Document, chunk_document, content_hash
 from diver.text.queries import prepare_queries
 
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 HIGHLIGHT_CHARS = 1000
-ProgressCallback = Callable[[int, int | None], None]
 
 
 class Collection:
@@ -50,7 +48,7 @@ class Collection:
         self.store = store
         self._write_lock = threading.Lock()
         self.lexical = LexicalViews(name, directory / "bm25", catalog, engine.settings.bm25)
-        self.dense = DensePlanner(engine.settings.store)  # exact below a size, else HNSW; the exact matrix
+        self.dense = DensePlanner(engine.settings.store, store.space)  # exact below a size, else ANN
 
     # -- info & reads -----------------------------------------------------------------------------
     def info(self) -> CollectionInfo:
@@ -95,31 +93,17 @@ class Collection:
         Re-running the same call after a crash skips what was committed (unchanged content) and
         completes the rest. Duplicate ids within the call: the last one wins and is reported.
         """
-        started = time.perf_counter()
-        report = IndexReport(collection=self.name)
         embedder = self._embedder()
-        seen: set[str] = set()
-        bar = _progress_bar(total, f"indexing {self.name}") if progress else None
-        with self._write_lock, self._write_call():
-            self._reconcile()
-            for batch in _batched(documents, self.engine.settings.store.write_batch_size):
-                by_id: dict[str, Document] = {}
-                for doc in batch:
-                    if doc.id in seen or doc.id in by_id:
-                        if doc.id not in report.duplicate_ids:
-                            report.duplicate_ids.append(doc.id)
-                    by_id[doc.id] = doc
-                seen.update(by_id)
-                self._write_batch(list(by_id.values()), embedder, report)
-                done = report.added + report.replaced + report.unchanged
-                if bar is not None:
-                    bar.update(len(batch))
-                if on_progress is not None:
-                    on_progress(done, total)
-        if bar is not None:
-            bar.close()
-        report.seconds = round(time.perf_counter() - started, 3)
-        return report
+        run = UpsertRun(self.name, total, progress, on_progress)
+        try:
+            with self._write_lock, self._write_call():
+                self._reconcile()
+                for batch in document_batches(documents, self.engine.settings.store.write_batch_size):
+                    self._write_batch(run.unique(batch), embedder, run.report)
+                    run.advance(len(batch))
+        finally:
+            run.close()
+        return run.finish()
 
     def _write_batch(self, docs: list[Document], embedder: Any, report: IndexReport) -> None:
         existing = self.catalog.hashes([d.id for d in docs])
@@ -143,9 +127,9 @@ class Collection:
             )
         self.catalog.log_pending(keys)  # intent first: a crash after this leaves strays we can find
         with self._store_write():
-            # ``add``, not ``upsert`` (~20% less chroma time per vector): a chunk key derives from the document's
-            # id and content, and every stray key (a replaced document's, a crashed batch's) left the store in
-            # ``_reconcile`` before this batch, so these keys are new to it (tests/test_store_write.py).
+            # ``add``, not ``upsert`` (cheaper where a backend has an insert path): a chunk key derives from the
+            # document's id and content, and every stray key (a replaced document's, a crashed batch's) left
+            # the store in ``_reconcile`` before this batch, so these keys are new to it.
             self.store.add(keys, vectors)
             added, replaced = self.catalog.commit(prepared)
         report.added += added
@@ -164,8 +148,9 @@ class Collection:
         """One write call (under the write lock). ``dirty`` is set before its first vector write and cleared
         when it ends, unless a vector write or its commit failed, or an earlier write left the flag set:
         then the next open rebuilds the dense index. A failure before any vector write (an embedding
-        endpoint timeout) leaves the collection clean. Kept set across the call's batches because
-        chromadb persists its HNSW graph lazily (a kill -9 after a committed batch can lose vectors)."""
+        endpoint timeout) leaves the collection clean. Kept set across the call's batches because a backend
+        with ``lazy_persistence`` (chroma's HNSW graph) can lose acknowledged vectors to a kill -9 after a
+        committed batch. A backend whose writes are durable when acknowledged never sets it."""
         self._dirty = {"set": False, "keep": False}
         try:
             yield
@@ -176,11 +161,11 @@ class Collection:
 
     @contextmanager
     def _store_write(self) -> Iterator[None]:
-        """Around writing vectors to chroma and the catalog commit that makes them consistent."""
+        """Around writing vectors to the store and the catalog commit that makes them consistent."""
         state = getattr(self, "_dirty", None)
         if state is None:
             raise StateError("vector writes must run inside a write call")
-        if not state["set"]:
+        if not state["set"] and self.engine.backend.lazy_persistence:
             state["keep"] = self.catalog.get_meta("dirty") == "1"  # an earlier failure: left for the rebuild
             self.catalog.set_meta("dirty", "1")
             state["set"] = True
@@ -200,14 +185,14 @@ class Collection:
             with self._write_call():
                 self._reconcile()
             if dirty:
-                # A write was killed. chromadb's persisted HNSW graph can then lack vectors that its own
-                # record store holds (found by tests/reliability/test_crash_safety.py), so the dense
-                # index is rebuilt from those stored vectors; the catalog decides what belongs in it.
+                # A write was killed. A lazily persisted index (chroma's HNSW graph) can then lack vectors
+                # that the store's own records hold (found by tests/reliability/test_crash_safety.py), so
+                # the dense index is rebuilt from those stored vectors; the catalog decides what belongs.
                 self.rebuild_dense()
                 self.catalog.set_meta("dirty", "0")
 
     def rebuild_dense(self) -> None:
-        """Copy every visible chunk's vector into a fresh chroma collection and switch to it atomically
+        """Copy every visible chunk's vector into a fresh store and switch to it atomically
         (``diver.index.dense.rebuild``)."""
         from diver.index.dense.rebuild import rebuild_dense
 
@@ -252,7 +237,7 @@ class Collection:
         where: dict[str, Any] | None = None,
         source: str | None = None,
     ) -> list[SearchResult]:
-        """Top-``k`` documents per query. ``where`` (chroma's metadata filter language) and ``source`` (a
+        """Top-``k`` documents per query. ``where`` (a metadata filter, ``diver.index.filters``) and ``source`` (a
         path prefix) restrict the documents before the top-k cut, for BM25 and dense alike."""
         limits = self.engine.settings.limits
         notes: list[str] = []
@@ -397,15 +382,3 @@ def _title(text: str) -> str:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
-
-
-def _batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
-def _progress_bar(total: int | None, description: str) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=description, unit="doc", file=sys.stderr, disable=not sys.stderr.isatty())

@@ -3,13 +3,13 @@
 Layout of ``data_dir``::
 
     .lock                     one process at a time (a clear IndexLocked error otherwise)
-    store-id                  this data dir's namespace in chroma collection names (see store.py)
-    collections/<name>/meta.json    embedder id, dimensions, chunking, the exact chroma collection names
+    store-id                  this data dir's namespace in vector-store names (see stores/base.py)
+    collections/<name>/meta.json    embedder id, dimensions, chunking, the exact vector-store names
                               (written last: its absence = half-created)
     collections/<name>/catalog.sqlite   documents and chunks: what is visible (see catalog.py)
     collections/<name>/bm25/   BM25 segments (seg-<id>/) and gen-<N>.json, the segments and deleted
                               documents of generation N of the catalog (see lexical_store.py)
-    chroma/                   embedded chromadb (dense vectors by chunk key)
+    chroma/                   the embedded vector store of the default backend (vectors by chunk key)
     cache/                    embedding and LLM caches
 """
 
@@ -31,13 +31,7 @@ from diver.index.catalog import Catalog
 from diver.index.collection import Collection
 from diver.index.dense.embedders import Embedder, build_embedder
 from diver.index.meta import META_FORMAT, STALE_STORE_NAMES, read_meta, write_meta
-from diver.index.stores.chroma import (
-    VectorStore,
-    data_dir_store_id,
-    drop_vector_collection,
-    open_client,
-    store_collection_name,
-)
+from diver.index.stores import StoreBackend, data_dir_store_id, open_backend
 
 log = logging.getLogger(__name__)
 __all__ = ["META_FORMAT", "STALE_STORE_NAMES", "Engine", "validate_collection_name", "write_meta"]
@@ -71,7 +65,7 @@ class Engine:
             self._lock_file.release()
             raise
         self._embedder = embedder
-        self._client: Any = None
+        self._backend: StoreBackend | None = None
         self._collections: dict[str, Collection] = {}
         self._guard = threading.RLock()
 
@@ -84,11 +78,12 @@ class Engine:
             return self._embedder
 
     @property
-    def client(self) -> Any:
+    def backend(self) -> StoreBackend:
+        """Where the collections' vectors live (``store.backend``), opened on first use."""
         with self._guard:
-            if self._client is None:
-                self._client = open_client(self.settings.store, self.data_dir)
-            return self._client
+            if self._backend is None:
+                self._backend = open_backend(self.settings.store, self.data_dir)
+            return self._backend
 
     def _dir(self, name: str) -> Path:
         return self.data_dir / "collections" / name
@@ -122,7 +117,7 @@ class Engine:
             else:
                 meta = read_meta(meta_path, name)
             catalog = Catalog(directory / "catalog.sqlite", create=False)
-            store = VectorStore(self.client, meta["store_name"], self.settings.store, create=True)
+            store = self.backend.open(meta["store_name"], create=True)
             collection = Collection(self, name, directory, meta, catalog, store)
             collection.recover()  # the engine holds the data-dir lock: finishing a crashed write is safe
             self._collections[name] = collection
@@ -133,9 +128,9 @@ class Engine:
         budget = self.settings.chunking.max_tokens or embedder.chunk_token_budget()  # type: ignore[attr-defined]
         directory.mkdir(parents=True, exist_ok=True)
         Catalog(directory / "catalog.sqlite", create=True).close()
-        store_name = store_collection_name(self.store_id, name)
+        store_name = self.backend.store_name(self.store_id, name)
         # The name belongs to this data dir and collection only: vectors left by an interrupted drop go.
-        drop_vector_collection(self.client, store_name)
+        self.backend.drop(store_name)
         meta = {
             "format": META_FORMAT,
             "name": name,
@@ -168,16 +163,16 @@ class Engine:
             if existing is not None:
                 existing.close()
             # meta.json is renamed first: a crash mid-drop leaves a half-created collection, never a live
-            # one, and the renamed file still names the chroma collections to delete when drop is rerun.
+            # one, and the renamed file still names the vector stores to delete when drop is rerun.
             meta_path, dropping = directory / "meta.json", directory / "meta.dropping.json"
             if meta_path.exists():
                 os.replace(meta_path, dropping)
             for store_name in self._store_names(name, dropping):
-                drop_vector_collection(self.client, store_name)
+                self.backend.drop(store_name)
             shutil.rmtree(directory)
 
     def _store_names(self, name: str, meta_path: Path) -> list[str]:
-        """Every chroma collection a DIVER collection's meta records (live, half-built or replaced copies).
+        """Every vector store a DIVER collection's meta records (live, half-built or replaced copies).
 
         Exact names only, never a prefix: ``notes-v2`` is another collection, not a copy of ``notes``."""
         if meta_path.exists():
@@ -186,21 +181,16 @@ class Engine:
                 return [meta["store_name"], *meta.get(STALE_STORE_NAMES, [])]
             except CorruptIndex as exc:
                 log.warning("%s: dropping the vectors under the names DIVER would have given them", exc)
-        names = [store_collection_name(self.store_id, name)]
-        if not self.settings.store.chroma_url:  # a private embedded store: the pre-namespace name too
-            names.append(name)
-        return names
+        return [self.backend.store_name(self.store_id, name), *self.backend.legacy_names(name)]
 
     def close(self) -> None:
         with self._guard:
             for collection in self._collections.values():
                 collection.close()
             self._collections.clear()
-            if self._client is not None and hasattr(self._client, "close"):
-                # chromadb caches one embedded client per path and process: a later Engine here must read
-                # what another process (the shared engine) wrote since, not this client's stale HNSW.
-                self._client.close()
-            self._client = None
+            if self._backend is not None:
+                self._backend.close()
+            self._backend = None
             if self._lock_file is not None:
                 self._lock_file.release()
                 self._lock_file = None

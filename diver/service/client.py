@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,12 +22,12 @@ import numpy as np
 from diver.config import DiverSettings, load_settings
 from diver.errors import EngineUnavailable
 from diver.hits import CollectionInfo, IndexReport, SearchMode, SearchResult
+from diver.index.upserts import ProgressCallback, UpsertRun, document_batches
 from diver.service import protocol
 from diver.service.spawn import start_engine, try_connect
 from diver.text.documents import Document
 
 log = logging.getLogger(__name__)
-ProgressCallback = Callable[[int, int | None], None]
 BATCH_BYTES = 32 << 20
 """Upserts are sent in batches of at most ``store.write_batch_size`` documents and about this many bytes."""
 
@@ -240,29 +239,15 @@ class RemoteCollection:
         on_progress: ProgressCallback | None = None,
     ) -> IndexReport:
         """Add or replace documents by id, in batches; each batch is committed atomically by the engine."""
-        started = time.perf_counter()
-        report = IndexReport(collection=self.name)
-        seen: set[str] = set()
-        bar = _progress_bar(total, f"indexing {self.name}") if progress else None
-        for batch in _batches(documents, self.engine.settings.store.write_batch_size):
-            for doc_id in {d.id for d in batch} & seen:
-                if doc_id not in report.duplicate_ids:
-                    report.duplicate_ids.append(doc_id)
-            seen.update(d.id for d in batch)
-            part = IndexReport.model_validate(self._call("upsert", documents=[d.model_dump() for d in batch]))
-            report.added += part.added
-            report.replaced += part.replaced
-            report.unchanged += part.unchanged
-            report.chunks += part.chunks
-            report.duplicate_ids.extend(i for i in part.duplicate_ids if i not in report.duplicate_ids)
-            if bar is not None:
-                bar.update(len(batch))
-            if on_progress is not None:
-                on_progress(report.added + report.replaced + report.unchanged, total)
-        if bar is not None:
-            bar.close()
-        report.seconds = round(time.perf_counter() - started, 3)
-        return report
+        run = UpsertRun(self.name, total, progress, on_progress)
+        try:
+            for batch in document_batches(documents, self.engine.settings.store.write_batch_size, BATCH_BYTES):
+                unique = run.unique(batch)
+                run.add(IndexReport.model_validate(self._call("upsert", documents=[d.model_dump() for d in unique])))
+                run.advance(len(batch))
+        finally:
+            run.close()
+        return run.finish()
 
     def delete(self, ids: Sequence[str]) -> int:
         return int(self._call("delete", ids=list(ids)))
@@ -296,23 +281,3 @@ class RemoteCollection:
 
     def warm(self) -> None:
         self._call("warm")
-
-
-def _batches(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    batch: list[Document] = []
-    used = 0
-    for doc in documents:
-        cost = len(doc.text) + len(doc.id) + 64
-        if batch and (len(batch) >= size or used + cost > BATCH_BYTES):
-            yield batch
-            batch, used = [], 0
-        batch.append(doc)
-        used += cost
-    if batch:
-        yield batch
-
-
-def _progress_bar(total: int | None, description: str) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=description, unit="doc", file=sys.stderr, disable=not sys.stderr.isatty())

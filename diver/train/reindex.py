@@ -1,7 +1,7 @@
 """``diver reindex``: re-embed a collection's chunks with another model, keeping the catalog and BM25.
 
 Chunk texts come from the catalog (the sources are not read again; chunk boundaries are kept). The new
-vectors go into a new chroma collection whose exact name is recorded in meta.json (``reindex`` and
+vectors go into a new vector store whose exact name is recorded in meta.json (``reindex`` and
 ``stale_store_names``) before it is created; meta.json's ``store_name``/``embedder``/``dimensions`` switch
 in one atomic write once every chunk has its vector. A rerun after a crash continues the same copy: chunks
 already there are not embedded again. A rerun with another model drops the unfinished copy first.
@@ -19,6 +19,7 @@ from typing import Any
 from diver.config import DiverSettings
 from diver.errors import ConfigError, InputError
 from diver.index.dense.embedders import Embedder, build_embedder
+from diver.index.switch import finish_switch, start_copy
 from diver.train.trainer import read_manifest
 
 log = logging.getLogger(__name__)
@@ -65,39 +66,51 @@ def embedder_for(settings: DiverSettings, model: str, query_prefix: str | None =
 def reindex_collection(engine: Any, name: str, embedder: Embedder, batch: int = 256,
                        progress: bool = False) -> ReindexReport:  # fmt: skip
     """Re-embed collection ``name`` of ``engine`` with ``embedder`` and switch to it (see the module doc)."""
-    from diver.index.meta import STALE_STORE_NAMES, write_meta
-    from diver.index.stores.chroma import VectorStore, drop_vector_collection, store_collection_name
-
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
     started = time.perf_counter()
     col = engine.collection(name)
-    meta = dict(col.meta)
-    report = ReindexReport(name, embedder.id, int(embedder.dimensions), str(meta["embedder"]))
-    if int(meta["chunk_tokens"]) > embedder.max_seq_length:
+    report = ReindexReport(name, embedder.id, int(embedder.dimensions), str(col.meta["embedder"]))
+    if int(col.meta["chunk_tokens"]) > embedder.max_seq_length:
         report.notes.append(
-            f"chunks hold up to {meta['chunk_tokens']} tokens but {embedder.id} reads {embedder.max_seq_length}: "
+            f"chunks hold up to {col.meta['chunk_tokens']} tokens but {embedder.id} reads {embedder.max_seq_length}: "
             "chunk ends are truncated (index again into a new collection to re-chunk)"
         )
-    old_name = meta["store_name"]
-    pending = meta.get(REINDEX_KEY) or {}
-    stale = [s for s in meta.get(STALE_STORE_NAMES, []) if s != old_name]
-    if pending.get("embedder") == embedder.id and pending.get("dimensions") == embedder.dimensions:
-        new_name = pending["store_name"]
-        report.notes.append(f"continuing the unfinished copy {new_name}")
-    else:
-        for leftover in stale:  # an unfinished copy for another model, or an earlier rebuild's leftovers
-            drop_vector_collection(engine.client, leftover)
-        stale = []
-        new_name = store_collection_name(engine.store_id, name, int(time.time() * 1000))
-        pending = {"store_name": new_name, "embedder": embedder.id, "dimensions": int(embedder.dimensions)}
-    meta = {**meta, REINDEX_KEY: pending, STALE_STORE_NAMES: sorted(set(stale) | {new_name})}
-    write_meta(col.directory, meta)  # the copy's name is known before it exists: drop and rerun find it
-    col.meta = meta
-    fresh = VectorStore(engine.client, new_name, engine.settings.store, create=True)
-    done = set(fresh.all_ids())
-    bar = _bar(progress, name)
-    while True:  # until every visible chunk has a vector (a write in between adds chunks to embed)
+    pending = col.meta.get(REINDEX_KEY) or {}
+    resume = None
+    same = pending.get("embedder") == embedder.id and pending.get("dimensions") == embedder.dimensions
+    if same and pending.get("store_name"):
+        resume = pending["store_name"]
+        report.notes.append(f"continuing the unfinished copy {resume}")
+    copy = {"embedder": embedder.id, "dimensions": int(embedder.dimensions)}
+    fresh = start_copy(col, record=lambda store_name: {REINDEX_KEY: {"store_name": store_name, **copy}}, resume=resume)
+    keys = _fill(col, fresh, embedder, batch, report, progress)
+    report.chunks = len(keys)
+    report.reused = len(keys) - report.embedded
+    settings = getattr(embedder, "settings", None)
+    finish_switch(
+        col,
+        fresh,
+        update={
+            "embedder": embedder.id,
+            "dimensions": int(embedder.dimensions),
+            "query_prefix": settings.query_prefix if settings is not None else "",
+            "document_prefix": settings.document_prefix if settings is not None else "",
+            "reindexed_from": report.previous_embedder,
+            "reindexed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        remove=(REINDEX_KEY,),
+    )
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _fill(col: Any, fresh: Any, embedder: Embedder, batch: int, report: ReindexReport, progress: bool) -> list[str]:
+    """Embed every visible chunk the copy lacks, until none is missing (a write in between adds chunks to
+    embed); remove keys no longer visible. Returns the visible keys."""
+    done = set(fresh.all_keys())
+    bar = _bar(progress, col.name)
+    while True:
         keys = sorted(col.catalog.all_keys())
         missing = [k for k in keys if k not in done]
         if not missing:
@@ -123,23 +136,7 @@ def reindex_collection(engine: Any, name: str, embedder: Embedder, batch: int = 
         fresh.delete(strays)
     if bar is not None:
         bar.close()
-    report.chunks = len(keys)
-    report.reused = len(keys) - report.embedded
-    switched = {k: v for k, v in meta.items() if k != REINDEX_KEY}
-    switched.update(
-        store_name=new_name, embedder=embedder.id, dimensions=int(embedder.dimensions),
-        query_prefix=getattr(embedder, "settings", None) and embedder.settings.query_prefix or "",
-        document_prefix=getattr(embedder, "settings", None) and embedder.settings.document_prefix or "",
-        reindexed_from=report.previous_embedder, reindexed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    )  # fmt: skip
-    switched[STALE_STORE_NAMES] = [old_name]
-    write_meta(col.directory, switched)  # the switch: one atomic rename
-    col.meta, col.store = switched, fresh
-    drop_vector_collection(engine.client, old_name)
-    col.meta = {k: v for k, v in switched.items() if k != STALE_STORE_NAMES}
-    write_meta(col.directory, col.meta)
-    report.seconds = round(time.perf_counter() - started, 3)
-    return report
+    return keys
 
 
 def _bar(progress: bool, name: str) -> Any:

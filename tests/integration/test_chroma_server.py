@@ -56,7 +56,6 @@ def _documents(which):
 
 def test_two_data_dirs_share_one_server_without_touching_each_other(tmp_path, chroma_url):
     from diver.index.engine import Engine
-    from diver.index.stores.chroma import vector_collection_names
 
     first, second = _settings(tmp_path, "a", chroma_url), _settings(tmp_path, "b", chroma_url)
     with Engine(first) as eng_a, Engine(second) as eng_b:
@@ -80,6 +79,6 @@ def test_two_data_dirs_share_one_server_without_touching_each_other(tmp_path, ch
         hits = col_b.search("planar graph faces", k=4, mode="hybrid").hits
         assert sorted(h.id for h in hits) == sorted(before_b)
         assert all("dense" in h.scores for h in hits)
-        assert col_b.meta["store_name"] in vector_collection_names(eng_b.client)
+        assert col_b.meta["store_name"] in eng_b.backend.names()
         eng_b.drop("notes")
-        assert not [n for n in vector_collection_names(eng_b.client) if n.startswith(eng_b.store_id)]
+        assert not [n for n in eng_b.backend.names() if n.startswith(eng_b.store_id)]

@@ -94,7 +94,7 @@ def test_chroma_server_outage_gives_a_typed_error_and_recovery_resumes(tmp_path:
         with Engine(settings) as engine:  # reopen: the interrupted write is reconciled, nothing corrupt
             col = engine.collection("notes")
             assert col.info().documents == 33
-            assert sorted(col.store.all_ids()) == sorted(col.catalog.all_keys())
+            assert sorted(col.store.all_keys()) == sorted(col.catalog.all_keys())
             assert [h.id for h in col.search("topic3 graphs", k=5, mode="dense").hits][:1] == before[:1]
     finally:
         stop(chroma)

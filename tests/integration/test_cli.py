@@ -108,5 +108,5 @@ def test_kill_and_resume_indexing(tmp_path):
         col = engine.collection("many")
         info = col.info()
         assert (info.documents, info.chunks) == (6000, 6000)
-        assert sorted(col.store.all_ids()) == sorted(col.catalog.all_keys())
+        assert sorted(col.store.all_keys()) == sorted(col.catalog.all_keys())
         assert col.search("topic 42", k=3, mode="bm25").hits

@@ -162,7 +162,7 @@ def index_state(col: Any) -> tuple[set[str], set[str], list[str], set[str]]:
     with col.catalog.snapshot() as db:
         catalog = {row[0] for row in db.execute("SELECT id FROM documents")}
         view = col._lexical_view(db)
-        raw = col.store.all_ids()
+        raw = col.store.all_keys()
         keys = col.catalog.resolve(db, raw)
         pending = {row[0] for row in db.execute("SELECT key FROM pending")}
         orphans = {row[0] for row in db.execute("SELECT key FROM orphans")}

@@ -5,16 +5,16 @@ pays about a millisecond of fixed cost per query, and reading each result's id c
 exact. ``StoreSettings.dense_search`` / ``dense_exact_below`` choose the path per collection size
 (``diver.index.collection``); this module holds the matrix.
 
-Correctness across writes and processes: the matrix is stamped with the chroma collection it was read
+Correctness across writes and processes: the matrix is stamped with the vector store it was read
 from and the catalog ``generation`` it mirrors. Every search reads the generation from its own catalog
 snapshot (one primary-key lookup); a different one (a write by this process or any other: the catalog
 bumps it in the very transaction that makes chunks visible or invisible) re-syncs the matrix to exactly
 the chunks that snapshot sees before it is used. A stale matrix therefore never serves a search.
 
 Re-syncing is incremental: a chunk key is ``<hash of (document id, content)>-<chunk index>``, so within
-one chroma collection a key's vector never changes; rows of kept keys are copied, only new keys' vectors
-are read from chroma (visible chunks' vectors are written there before the catalog commit shows them). A
-switch of chroma collection (a dense rebuild, ``diver reindex`` with another model) reloads everything.
+one vector store a key's vector never changes; rows of kept keys are copied, only new keys' vectors
+are read from the store (visible chunks' vectors are written there before the catalog commit shows them). A
+switch of store (a dense rebuild, ``diver reindex`` with another model) reloads everything.
 
 Memory: rows x dimensions x 4 bytes (e.g. 20k x 384 = 31 MB), plus the keys; released with ``drop``.
 """
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from diver.index.catalog import snapshot_generation
-from diver.index.stores.chroma import VectorStore
+from diver.index.stores.base import VectorStore
 
 log = logging.getLogger(__name__)
 DocHits = dict[str, tuple[float, int]]  # doc id -> (MAX chunk similarity, best chunk index)

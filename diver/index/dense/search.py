@@ -25,7 +25,7 @@ import numpy as np
 from diver.config import StoreSettings
 from diver.index.catalog import Catalog, snapshot_generation
 from diver.index.dense.exact import ExactIndex
-from diver.index.stores.chroma import VectorStore
+from diver.index.stores.base import Space, VectorStore
 from diver.text.documents import ChunkScore, rollup_max
 
 GROWTH = 4  # each re-ask multiplies the chunk budget by this
@@ -88,7 +88,7 @@ def dense_documents(
 ) -> list[DocHits]:
     """The ``want`` best documents per query vector, by MAX chunk similarity (fewer only if fewer exist).
 
-    ``total``: the visible chunks (the catalog's count); None = ask the store (about 1 ms in chroma)."""
+    ``total``: the visible chunks (the catalog's count); None = ask the store (a round trip)."""
     if allowed is not None and allowed.chunk_count <= EXACT_FILTER_CHUNKS:
         return _exact(store, catalog, db, vectors, want, exclude, allowed)
     total = store.count() if total is None else total
@@ -132,7 +132,7 @@ def _exact(
     keys = [k for k in keys if k in stored]
     if not keys:
         return out
-    sims = similarities(vectors, np.stack([stored[k] for k in keys]), store.settings.hnsw_space)
+    sims = similarities(vectors, np.stack([stored[k] for k in keys]), store.space)
     resolved = catalog.resolve(db, keys)
     for i in range(len(vectors)):
         row = list(zip(keys, sims[i].tolist(), strict=True))
@@ -144,9 +144,9 @@ def _exact(
 class DensePlanner:
     """Chooses exact or HNSW per collection size and holds the collection's exact matrix."""
 
-    def __init__(self, settings: StoreSettings) -> None:
+    def __init__(self, settings: StoreSettings, space: Space) -> None:
         self.settings = settings
-        self.exact = ExactIndex(settings.hnsw_space)
+        self.exact = ExactIndex(space)
         self._count: tuple[int, int] | None = None  # (generation, visible chunks)
 
     def chunk_count(self, db: sqlite3.Connection) -> int:

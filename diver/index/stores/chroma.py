@@ -1,7 +1,9 @@
-"""Dense vectors in chromadb: embedded ``PersistentClient`` by default, ``HttpClient`` for a Chroma server.
+"""The chroma backend: embedded ``PersistentClient`` in the data dir by default, ``HttpClient`` for a Chroma
+server (``store.chroma_url``).
 
 Collections are created with our own embeddings (``embedding_function=None``: chromadb never downloads
-its ONNX model) and explicit HNSW settings (chromadb's defaults give poor recall).
+its ONNX model) and explicit HNSW settings (chromadb's defaults give poor recall). This is the only module
+that imports chromadb.
 """
 
 from __future__ import annotations
@@ -9,49 +11,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
-import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 from urllib.parse import urlparse
 
 import numpy as np
 
 from diver.config import StoreSettings
 from diver.errors import ConfigError, StateError, VectorStoreUnavailable
+from diver.index.stores.base import Space, StoreBackend, VectorStore
 
 log = logging.getLogger(__name__)
 CHROMA_PAGE = 5000  # chromadb refuses very large single add/get/delete calls
-STORE_ID_FILE = "store-id"
-_STORE_ID = re.compile(r"^[0-9a-z]{4,16}$")
 MAX_STORE_NAME = 63  # chromadb 0.x limit (1.x allows 512); the short one keeps both working
-
-
-def data_dir_store_id(data_dir: Path) -> str:
-    """This data directory's namespace for chroma collection names, created once and kept in the data dir.
-
-    Two data directories sharing one Chroma server then never touch each other's collections. The
-    caller holds the data-directory lock, so creating the file cannot race another DIVER process.
-    """
-    path = data_dir / STORE_ID_FILE
-    if path.exists():
-        value = path.read_text(encoding="utf-8").strip()
-        if not _STORE_ID.match(value):
-            raise StateError(
-                f"{path} holds {value[:40]!r}, not a store id (4-16 lowercase letters or digits); "
-                "restore it from a backup: collections' vectors are named after it"
-            )
-        return value
-    value = secrets.token_hex(6)
-    tmp = path.with_name(STORE_ID_FILE + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return value
 
 
 def store_collection_name(store_id: str, collection: str, version: int | None = None) -> str:
@@ -78,6 +52,7 @@ def _chroma() -> Any:
 
 
 def open_client(settings: StoreSettings, data_dir: Path) -> Any:
+    """A chromadb client: ``HttpClient`` for ``store.chroma_url``, else ``PersistentClient`` in data_dir/chroma."""
     chromadb = _chroma()
     from chromadb.config import Settings
 
@@ -97,8 +72,55 @@ def open_client(settings: StoreSettings, data_dir: Path) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
-class VectorStore:
-    """One chroma collection of chunk vectors, keyed by chunk id."""
+class ChromaBackend(StoreBackend):
+    """Vector collections in chromadb (embedded in ``data_dir/chroma``, or a Chroma server)."""
+
+    kind = "chroma"
+    lazy_persistence = True  # chromadb persists its HNSW graph lazily: a kill -9 can lose acknowledged vectors
+
+    def __init__(self, settings: StoreSettings, data_dir: Path) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.private = not settings.chroma_url
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The chromadb client (opened on first use)."""
+        if self._client is None:
+            self._client = open_client(self.settings, self.data_dir)
+        return self._client
+
+    def open(self, name: str, create: bool) -> ChromaStore:
+        return ChromaStore(self.client, name, self.settings, create=create)
+
+    def names(self) -> list[str]:
+        return [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+
+    def drop(self, name: str) -> None:
+        try:
+            self.client.delete_collection(name)
+        except Exception as exc:  # noqa: BLE001 - chromadb raises untyped NotFound errors
+            if "does not exist" not in str(exc).lower() and "not found" not in str(exc).lower():
+                raise StateError(f"cannot drop vector collection {name!r}: {exc}") from exc
+
+    def store_name(self, store_id: str, collection: str, version: int | None = None) -> str:
+        return store_collection_name(store_id, collection, version)
+
+    def legacy_names(self, collection: str) -> list[str]:
+        # a private embedded store named a collection's vectors after it before data-dir namespaces
+        return [collection] if self.private else []
+
+    def close(self) -> None:
+        if self._client is not None and hasattr(self._client, "close"):
+            # chromadb caches one embedded client per path and process: a later Engine here must read
+            # what another process (the shared engine) wrote since, not this client's stale HNSW.
+            self._client.close()
+        self._client = None
+
+
+class ChromaStore(VectorStore):
+    """One chroma collection of chunk vectors, keyed by chunk key."""
 
     def __init__(self, client: Any, name: str, settings: StoreSettings, create: bool) -> None:
         self.name = name
@@ -122,81 +144,93 @@ class VectorStore:
                 self._collection = client.get_collection(name, embedding_function=None)
         except Exception as exc:  # noqa: BLE001 - chromadb raises many untyped errors; we re-raise typed
             raise StateError(f"vector store for collection {name!r} cannot be opened: {exc}") from exc
+        self.space = self._stored_space()
+
+    def _stored_space(self) -> Space:
+        """The space the collection was created with (an existing collection keeps its own), else the setting."""
+        try:
+            stored = ((self._collection.configuration_json or {}).get("hnsw") or {}).get("space")
+        except Exception:  # noqa: BLE001 - older servers may not report a configuration
+            stored = None
+        if stored in get_args(Space):
+            return cast(Space, stored)
+        return self.settings.hnsw_space
 
     def count(self) -> int:
         with _unavailable_as_typed(self.name, "count"):
             return int(self._collection.count())
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray) -> None:
-        for start in range(0, len(ids), CHROMA_PAGE):
+    def upsert(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        for start in range(0, len(keys), CHROMA_PAGE):
             part = slice(start, start + CHROMA_PAGE)
             with _unavailable_as_typed(self.name, "write"):
                 self._collection.upsert(
-                    ids=list(ids[part]), embeddings=np.asarray(vectors[part], dtype=np.float32)
+                    ids=list(keys[part]), embeddings=np.asarray(vectors[part], dtype=np.float32)
                 )
 
-    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
-        """Write vectors under ids the store does not hold. Cheaper than ``upsert`` for chroma (no update
-        path), but an id it already holds keeps its old vector: only for ids known to be new, or whose
-        stored vector is the same (``Collection``'s chunk keys derive from document id and content)."""
-        for start in range(0, len(ids), CHROMA_PAGE):
+    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """chroma's ``add`` costs ~20% less than ``upsert`` (no update path); a key it already holds keeps its
+        stored vector, which is the same one (content-addressed keys)."""
+        for start in range(0, len(keys), CHROMA_PAGE):
             part = slice(start, start + CHROMA_PAGE)
             with _unavailable_as_typed(self.name, "write"):
                 self._collection.add(
-                    ids=list(ids[part]), embeddings=np.asarray(vectors[part], dtype=np.float32)
+                    ids=list(keys[part]), embeddings=np.asarray(vectors[part], dtype=np.float32)
                 )
 
-    def delete(self, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), CHROMA_PAGE):
+    def delete(self, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), CHROMA_PAGE):
             with _unavailable_as_typed(self.name, "delete"):
-                self._collection.delete(ids=list(ids[start : start + CHROMA_PAGE]))
+                self._collection.delete(ids=list(keys[start : start + CHROMA_PAGE]))
 
-    def get_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stored vectors by id (ids the store does not hold are absent)."""
+    def get_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        for start in range(0, len(ids), CHROMA_PAGE):
+        for start in range(0, len(keys), CHROMA_PAGE):
             try:
-                got = self._collection.get(ids=list(ids[start : start + CHROMA_PAGE]), include=["embeddings"])
+                got = self._collection.get(ids=list(keys[start : start + CHROMA_PAGE]), include=["embeddings"])
             except Exception as exc:  # noqa: BLE001 - chromadb raises untyped internal errors
                 raise StateError(f"vector store {self.name!r} cannot read vectors: {exc}") from exc
             for key, vector in zip(got["ids"], got["embeddings"], strict=True):
                 out[key] = np.asarray(vector, dtype=np.float32)
         return out
 
-    def all_ids(self) -> list[str]:
-        ids: list[str] = []
+    def all_keys(self) -> list[str]:
+        keys: list[str] = []
         offset = 0
         while True:
-            page = self._collection.get(include=[], limit=CHROMA_PAGE, offset=offset)["ids"]
-            ids.extend(page)
+            with _unavailable_as_typed(self.name, "read"):
+                page = self._collection.get(include=[], limit=CHROMA_PAGE, offset=offset)["ids"]
+            keys.extend(page)
             if len(page) < CHROMA_PAGE:
-                return ids
+                return keys
             offset += len(page)
 
-    def query(self, vectors: np.ndarray, n: int) -> list[list[tuple[str, float]]]:
-        """Nearest chunk ids per query vector, with similarity (1 - cosine distance, or -l2, or ip).
-
-        No ``count()`` first (it costs about a millisecond): chroma returns fewer than ``n`` when it holds
+    def query(
+        self, vectors: np.ndarray, n: int, keys: Sequence[str] | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """No ``count()`` first (it costs about a millisecond): chroma returns fewer than ``n`` when it holds
         fewer. While the loaded index's beam is below ``hnsw_search_ef`` (see ``search_beam``), at least
-        that many results are asked for, so the beam is never narrower than configured."""
-        if n <= 0 or len(vectors) == 0:
+        that many results are asked for, so the beam is never narrower than configured. ``keys``: chroma's
+        ``ids`` pre-filter."""
+        if n <= 0 or len(vectors) == 0 or (keys is not None and not keys):
             return [[] for _ in range(len(vectors))]
         asked = max(n, self.search_beam())
+        restrict = {"ids": list(keys)} if keys is not None else {}
         with _unavailable_as_typed(self.name, "search"):
             try:
                 result = self._collection.query(
                     query_embeddings=np.asarray(vectors, dtype=np.float32),
                     n_results=asked,
                     include=["distances"],
+                    **restrict,
                 )
             except Exception as exc:  # noqa: BLE001 - chromadb raises untyped errors on an empty index
                 if type(exc).__module__.split(".")[0] in {"httpx", "httpcore"} or self.count() > 0:
                     raise
                 return [[] for _ in range(len(vectors))]
-        space = self.settings.hnsw_space
         out = []
         for ids, distances in zip(result["ids"], result["distances"], strict=True):
-            if space in ("cosine", "ip"):
+            if self.space in ("cosine", "ip"):
                 sims = [1.0 - float(d) for d in distances[:n]]
             else:
                 sims = [-float(d) for d in distances[:n]]
@@ -210,7 +244,7 @@ class VectorStore:
         it next loads the index (a new process); until then asking for more results widens the beam."""
         beam = getattr(self, "_beam", None)
         if beam is not None:
-            return beam
+            return int(beam)
         wanted = self.settings.hnsw_search_ef
         try:
             stored = int(((self._collection.configuration_json or {}).get("hnsw") or {}).get("ef_search") or 0)
@@ -240,15 +274,3 @@ def _unavailable_as_typed(name: str, what: str) -> Iterator[None]:
                 f"vector store {name!r} is unreachable ({what}): {type(exc).__name__}: {exc}"
             ) from exc
         raise
-
-
-def vector_collection_names(client: Any) -> list[str]:
-    return [c if isinstance(c, str) else c.name for c in client.list_collections()]
-
-
-def drop_vector_collection(client: Any, name: str) -> None:
-    try:
-        client.delete_collection(name)
-    except Exception as exc:  # noqa: BLE001 - chromadb raises untyped NotFound errors
-        if "does not exist" not in str(exc).lower() and "not found" not in str(exc).lower():
-            raise StateError(f"cannot drop vector collection {name!r}: {exc}") from exc

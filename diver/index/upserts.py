@@ -1,0 +1,94 @@
+"""One upsert call over many batches: batching, duplicate ids, the report, the progress bar and callback.
+
+Shared by the in-process ``Collection.upsert`` and the engine client's ``RemoteCollection.upsert`` (which
+sends each batch to the engine process), so both batch, count and report the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from diver.hits import IndexReport
+from diver.text.documents import Document
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+def document_batches(documents: Iterable[Document], size: int, max_bytes: int | None = None) -> Iterator[list[Document]]:
+    """Batches of at most ``size`` documents and (when given) about ``max_bytes`` of text; a document larger
+    than ``max_bytes`` travels alone."""
+    batch: list[Document] = []
+    used = 0
+    for doc in documents:
+        cost = len(doc.text) + len(doc.id) + 64
+        if batch and (len(batch) >= size or (max_bytes is not None and used + cost > max_bytes)):
+            yield batch
+            batch, used = [], 0
+        batch.append(doc)
+        used += cost
+    if batch:
+        yield batch
+
+
+class UpsertRun:
+    """The report of one upsert call, filled batch by batch, with its progress bar and callback."""
+
+    def __init__(self, collection: str, total: int | None = None, progress: bool = False,
+                 on_progress: ProgressCallback | None = None) -> None:  # fmt: skip
+        self.report = IndexReport(collection=collection)
+        self.total = total
+        self._on_progress = on_progress
+        self._seen: set[str] = set()
+        self._bar = _progress_bar(total, f"indexing {collection}") if progress else None
+        self._started = time.perf_counter()
+
+    def unique(self, batch: list[Document]) -> list[Document]:
+        """The batch with one document per id (the last one wins), ids seen before in this call or twice in
+        the batch recorded as duplicates."""
+        by_id: dict[str, Document] = {}
+        for doc in batch:
+            if doc.id in self._seen or doc.id in by_id:
+                self._duplicate(doc.id)
+            by_id[doc.id] = doc
+        self._seen.update(by_id)
+        return list(by_id.values())
+
+    def add(self, part: IndexReport) -> None:
+        """Count a batch's own report in (what a remote engine reported for it)."""
+        self.report.added += part.added
+        self.report.replaced += part.replaced
+        self.report.unchanged += part.unchanged
+        self.report.chunks += part.chunks
+        for doc_id in part.duplicate_ids:
+            self._duplicate(doc_id)
+
+    def advance(self, documents: int) -> None:
+        """A batch of ``documents`` inputs is done: move the bar, tell the callback."""
+        if self._bar is not None:
+            self._bar.update(documents)
+        if self._on_progress is not None:
+            report = self.report
+            self._on_progress(report.added + report.replaced + report.unchanged, self.total)
+
+    def finish(self) -> IndexReport:
+        self.close()
+        self.report.seconds = round(time.perf_counter() - self._started, 3)
+        return self.report
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _duplicate(self, doc_id: str) -> None:
+        if doc_id not in self.report.duplicate_ids:
+            self.report.duplicate_ids.append(doc_id)
+
+
+def _progress_bar(total: int | None, description: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="doc", file=sys.stderr, disable=not sys.stderr.isatty())
