@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from diver.config import DiverSettings, LLMSettings
-from diver.index.engine import Engine
+from diver.service import local_engine
 
 Echo = Callable[[str], None]
 
@@ -41,7 +41,7 @@ def run_demo(
     from diver.datasets.theoremqa import build_theorems
 
     bench = build_theorems()
-    with Engine(settings) as engine:
+    with local_engine(settings) as engine:
         echo(f"data directory: {settings.data_dir}")
         started = time.perf_counter()
         report = engine.collection(collection, create=True).upsert(

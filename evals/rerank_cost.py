@@ -52,7 +52,7 @@ def _measure(args: argparse.Namespace, work: Path, base_url: str) -> dict[str, l
     from diver.datasets import THEOREMS, build_offline
     from diver.evals.llm_stages import ExcludingRetriever
     from diver.graph.run import run_deep_search
-    from diver.index.engine import Engine
+    from diver.service import local_engine
 
     ce = args.cross_encoder
     if not ce:
@@ -73,7 +73,7 @@ def _measure(args: argparse.Namespace, work: Path, base_url: str) -> dict[str, l
     )  # fmt: skip
     bench = build_offline(THEOREMS).limited(args.queries)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in RERANKERS}
-    with Engine(settings) as engine:
+    with local_engine(settings) as engine:
         col = engine.collection("theorems", create=True)
         col.upsert(list(build_offline(THEOREMS).corpus), progress=False)
         for qid, query in bench.queries.items():

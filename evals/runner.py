@@ -130,9 +130,9 @@ def run_eval(
     stage_order = [s for s in all_stages() if s in config.stages]
     owns_engine = engine is None
     if engine is None:
-        from diver.index.engine import Engine
+        from diver.service import local_engine
 
-        engine = Engine(settings)
+        engine = local_engine(settings)
     collections: dict[str, Any] = {}
     reused_runs: list[str] = []
     notes: dict[str, list[str]] = {b.domain: list(b.notes) for b in benches}

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from diver.index.stores import StoreBackend, data_dir_store_id, open_backend
 
 log = logging.getLogger(__name__)
 __all__ = ["META_FORMAT", "STALE_STORE_NAMES", "Engine", "validate_collection_name", "write_meta"]
+LockContention = Callable[[Path, Any], bool]
+"""Asked when the data directory's lock is held: (data_dir, the FileLock) -> whether it now holds it."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]$")
 
 
@@ -54,11 +57,18 @@ def validate_collection_name(name: Any, max_length: int = 63) -> str:
 class Engine:
     """Opens a data directory and hands out collections. One instance per process and data directory."""
 
-    def __init__(self, settings: DiverSettings | None = None, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: DiverSettings | None = None,
+        embedder: Embedder | None = None,
+        on_locked: LockContention | None = None,
+    ) -> None:
+        """``on_locked(data_dir, lock)``: called when another process holds the data directory; True when it
+        has handed the lock over (``diver.service.local_engine`` passes the shared engine's hand-over)."""
         self.settings = settings or load_settings()
         self.data_dir = self.settings.data_dir
         (self.data_dir / "collections").mkdir(parents=True, exist_ok=True)
-        self._lock_file = _acquire_lock(self.data_dir)
+        self._lock_file = _acquire_lock(self.data_dir, on_locked)
         try:
             self.store_id = data_dir_store_id(self.data_dir)
         except BaseException:
@@ -202,14 +212,14 @@ class Engine:
         self.close()
 
 
-def _acquire_lock(data_dir: Path) -> Any:
+def _acquire_lock(data_dir: Path, on_locked: LockContention | None) -> Any:
     from filelock import FileLock, Timeout
 
     lock = FileLock(str(data_dir / ".lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout as exc:
-        if _shared_engine_released(data_dir, lock):
+        if on_locked is not None and on_locked(data_dir, lock):
             (data_dir / ".lock.owner").write_text(f"pid {os.getpid()}", encoding="utf-8")
             return lock
         owner = (
@@ -223,33 +233,3 @@ def _acquire_lock(data_dir: Path) -> Any:
         ) from exc
     (data_dir / ".lock.owner").write_text(f"pid {os.getpid()}", encoding="utf-8")
     return lock
-
-
-def _shared_engine_released(data_dir: Path, lock: Any) -> bool:
-    """The lock is the shared engine's (diver.service) and it has no other client: it exits, we take over.
-
-    An engine still starting (its spawning client may have died) is asked once its socket answers."""
-    import time
-
-    from filelock import Timeout
-
-    from diver.service.protocol import ENGINE_OWNER_TAG
-    from diver.service.spawn import release_idle_engine
-
-    owner = data_dir / ".lock.owner"
-    for _ in range(2):  # an engine writes its tag right after taking the lock: look twice
-        if owner.exists() and ENGINE_OWNER_TAG in owner.read_text(encoding="utf-8"):
-            break
-        time.sleep(0.3)
-    else:
-        return False
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if release_idle_engine(data_dir) is False:
-            return False  # other clients use it
-        try:
-            lock.acquire(timeout=1.0)  # it finishes the requests in flight, then exits
-            return True
-        except Timeout:
-            continue
-    return False

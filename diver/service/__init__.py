@@ -5,6 +5,6 @@ indexes); ``diver.service.client`` holds ``RemoteEngine``/``RemoteCollection``, 
 ``Engine``/``Collection`` methods the adapters use; ``diver.service.protocol`` is the wire format.
 """
 
-from diver.service.client import RemoteCollection, RemoteEngine, open_engine
+from diver.service.client import RemoteCollection, RemoteEngine, local_engine, open_engine
 
-__all__ = ["RemoteCollection", "RemoteEngine", "open_engine"]
+__all__ = ["RemoteCollection", "RemoteEngine", "local_engine", "open_engine"]

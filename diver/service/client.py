@@ -37,10 +37,17 @@ def open_engine(settings: DiverSettings | None = None) -> Any:
     ``engine.mode = "local"``, an in-process ``diver.index.engine.Engine`` holding the directory's lock."""
     settings = settings or load_settings()
     if settings.engine.mode == "local":
-        from diver.index.engine import Engine
-
-        return Engine(settings)
+        return local_engine(settings)
     return RemoteEngine(settings)
+
+
+def local_engine(settings: DiverSettings | None = None, embedder: Any = None) -> Any:
+    """An in-process ``diver.index.engine.Engine`` holding the data directory's lock; an idle shared engine
+    process that holds it is asked to hand it over (one with clients keeps it: ``IndexLocked``)."""
+    from diver.index.engine import Engine
+    from diver.service.spawn import take_over_idle_engine
+
+    return Engine(settings, embedder=embedder, on_locked=take_over_idle_engine)
 
 
 class RemoteEmbedder:

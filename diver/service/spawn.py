@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from diver.config import DiverSettings
 from diver.errors import DiverError, EngineUnavailable, IndexLocked
@@ -160,3 +161,28 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except OSError:
         return ""
+
+
+def take_over_idle_engine(data_dir: Path, lock: Any) -> bool:
+    """``Engine(on_locked=...)``: when the lock is the shared engine's and it has no other client, ask it to
+    exit and take the lock (True). An engine still starting (its spawning client may have died) is asked
+    once its socket answers."""
+    from filelock import Timeout
+
+    owner = data_dir / ".lock.owner"
+    for _ in range(2):  # an engine writes its tag right after taking the lock: look twice
+        if owner.exists() and protocol.ENGINE_OWNER_TAG in owner.read_text(encoding="utf-8"):
+            break
+        time.sleep(0.3)
+    else:
+        return False
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if release_idle_engine(data_dir) is False:
+            return False  # other clients use it
+        try:
+            lock.acquire(timeout=1.0)  # it finishes the requests in flight, then exits
+            return True
+        except Timeout:
+            continue
+    return False

@@ -15,9 +15,9 @@ from diver.service.cli_common import JsonOpt, fail
 
 def _in_process_engine(settings: DiverSettings) -> Any:
     """An in-process Engine (not the shared engine process): fine-tuning reads and re-embeds the collection here."""
-    from diver.index.engine import Engine
+    from diver.service import local_engine
 
-    return Engine(settings)
+    return local_engine(settings)
 
 
 def run_finetune(settings: DiverSettings, pairs_path: Path, collection: str, config: Any,

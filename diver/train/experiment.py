@@ -36,13 +36,13 @@ log = logging.getLogger(__name__)
 
 def open_collection(data_dir: Path, model_path: str, corpus: Mapping[str, str], max_seq_length: int = 128) -> Any:
     """(engine, collection) of the theorem corpus embedded with ``model_path`` (BM25 + dense)."""
-    from diver.index.engine import Engine
+    from diver.service import local_engine
 
     settings = load_settings(
         data_dir=data_dir,
         embedding={"model": model_path, "max_seq_length": max_seq_length, "device": "cpu", "cache": True},
     )
-    engine = Engine(settings)
+    engine = local_engine(settings)
     collection = engine.collection("theorems", create=True)
     collection.upsert([make_document(i, t, {}) for i, t in sorted(corpus.items())])
     return engine, collection

@@ -214,7 +214,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_local_engine_takes_over_an_idle_engine_but_not_a_busy_one(tmp_path: Path) -> None:
-    from diver.index.engine import Engine
+    from diver.service import local_engine
     from diver.text.documents import Document
 
     settings = settings_for(tmp_path / "data")
@@ -223,11 +223,11 @@ def test_local_engine_takes_over_an_idle_engine_but_not_a_busy_one(tmp_path: Pat
     with RemoteEngine(settings) as engine:
         engine.collection("notes", create=True).upsert([Document(id="a", text="alpha beta")])
         with pytest.raises(IndexLocked, match="diver engine"):
-            Engine(local)  # a client is connected: the engine keeps the directory
+            local_engine(local)  # a client is connected: the engine keeps the directory
         other = settings.model_copy(update={"chunking": settings.chunking.model_copy(update={"max_tokens": 64})})
         with pytest.raises(EngineSettingsMismatch, match="chunking"):
             RemoteEngine(other)
-    with Engine(local) as owner:  # no client left: the engine exits and hands the directory over
+    with local_engine(local) as owner:  # no client left: the engine exits and hands the directory over
         assert owner.collection("notes").info().documents == 1
         out = cli(["search", "notes", "alpha"], env_for(tmp_path / "data"))
         assert out.returncode != 0 and "engine.mode = 'local'" in out.stderr, out.stderr[-500:]
