@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from diver.errors import DocumentNotFound, EmbedderMismatch, InputError, StateError
 from diver.fusion import combine_retrievers
@@ -17,14 +17,12 @@ from diver.hits import CollectionInfo, IndexReport, SearchHit, SearchMode, Searc
 from diver.index.catalog import Catalog, PreparedDocument
 from diver.index.dense.search import Allowed, DensePlanner
 from diver.index.filters import compile_filter, source_of
+from diver.index.host import CollectionHost
 from diver.index.lexical.view import LexicalView, LexicalViews
 from diver.index.stores.base import VectorStore
 from diver.index.upserts import ProgressCallback, UpsertRun, document_batches
 from diver.text.documents import Document, chunk_document, content_hash
 from diver.text.queries import prepare_queries
-
-if TYPE_CHECKING:
-    from diver.index.engine import Engine
 
 log = logging.getLogger(__name__)
 HIGHLIGHT_CHARS = 1000
@@ -33,7 +31,7 @@ HIGHLIGHT_CHARS = 1000
 class Collection:
     def __init__(
         self,
-        engine: Engine,
+        engine: CollectionHost,
         name: str,
         directory: Path,
         meta: dict[str, Any],
@@ -47,6 +45,7 @@ class Collection:
         self.catalog = catalog
         self.store = store
         self._write_lock = threading.Lock()
+        self._dirty: dict[str, bool] | None = None  # the write call's dirty-flag state (``_write_call``)
         self.lexical = LexicalViews(name, directory / "bm25", catalog, engine.settings.bm25)
         self.dense = DensePlanner(engine.settings.store, store.space)  # exact below a size, else ANN
 

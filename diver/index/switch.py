@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from diver.index.host import Switchable
 from diver.index.meta import STALE_STORE_NAMES, write_meta
 from diver.index.stores.base import VectorStore
 
-if TYPE_CHECKING:
-    from diver.index.collection import Collection
-
 
 def start_copy(
-    col: Collection, record: Callable[[str], Mapping[str, Any]] | None = None, resume: str | None = None
+    col: Switchable, record: Callable[[str], Mapping[str, Any]] | None = None, resume: str | None = None
 ) -> VectorStore:
     """Record and open the store the collection's vectors are copied into (``resume``: continue that copy).
 
@@ -46,7 +44,7 @@ def start_copy(
 
 
 def finish_switch(
-    col: Collection, fresh: VectorStore, update: Mapping[str, Any] | None = None, remove: Iterable[str] = ()
+    col: Switchable, fresh: VectorStore, update: Mapping[str, Any] | None = None, remove: Iterable[str] = ()
 ) -> None:
     """Make ``fresh`` the collection's store in one meta.json write (with ``update``, without the ``remove``
     keys), then drop the store it replaced."""

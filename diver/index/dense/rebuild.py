@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from diver.errors import StateError
+from diver.index.catalog import Catalog
+from diver.index.host import Switchable
 from diver.index.switch import finish_switch, start_copy
-
-if TYPE_CHECKING:
-    from diver.index.collection import Collection
 
 log = logging.getLogger(__name__)
 PAGE = 2000
 
 
-def rebuild_dense(col: Collection) -> None:
+class Rebuildable(Switchable, Protocol):
+    catalog: Catalog
+
+    def _embedder(self) -> Any: ...
+
+
+def rebuild_dense(col: Rebuildable) -> None:
     """Copy every visible chunk's vector into a fresh store and switch to it atomically (``diver.index.switch``).
 
     Vectors come from the old store's records; any it lacks are embedded again from the catalog text. A
