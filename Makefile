@@ -71,8 +71,12 @@ demo: llm-background
 	DIVER_DATA_DIR=$${DIVER_DATA_DIR:-$(DEMO_DATA_DIR)} DIVER_DEMO_LLM_READY=$(LLM_MARKER) \
 	  DIVER_DEMO_LLM_FAILED=$(VENV)/.llm-install-failed DIVER_DEMO_LLM_LOG=$(LLM_LOG) $(VENV)/bin/diver demo
 
+# ruff; the import contracts of pyproject [tool.importlinter] (layers point down, no circles) on the installed
+# layout; mypy over diver/ (strict for the lower layers, see [tool.mypy]).
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(PY) scripts/lint_imports.py
+	$(VENV)/bin/mypy
 
 test: setup lint
 	$(VENV)/bin/pytest -q -rs -p no:cacheprovider

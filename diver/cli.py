@@ -82,7 +82,7 @@ def search(
     """Retrieve documents (no LLM)."""
     try:
         with _open_engine() as engine:
-            result = engine.collection(collection).search(query, k=k, mode=mode)  # type: ignore[arg-type]
+            result = engine.collection(collection).search(query, k=k, mode=mode)
     except DiverError as exc:
         fail(exc)
     for note in result.notes:

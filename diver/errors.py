@@ -6,6 +6,8 @@ error (``InputError`` family) or a protocol error (``StateError`` family).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DiverError(Exception):
     """Base class of every error DIVER raises on purpose."""
@@ -68,7 +70,7 @@ class LLMUnavailable(LLMError):
     """No LLM is configured for a stage that needs one."""
 
 
-def require(module: str, extra: str, purpose: str):  # noqa: ANN201 - returns a module
+def require(module: str, extra: str, purpose: str) -> Any:  # the imported module
     """Import an optional dependency or raise ``MissingDependency`` naming the extra."""
     import importlib
 

@@ -54,7 +54,11 @@ def sort_scores(scores: Mapping[str, float], k: int | None = None) -> list[tuple
 
 
 def combine_retrievers(
-    mode: str, lexical: dict | None, dense: dict | None, fusion: Any, k: int
+    mode: str,
+    lexical: dict[str, tuple[float, int]] | None,
+    dense: dict[str, tuple[float, int]] | None,
+    fusion: Any,
+    k: int,
 ) -> tuple[list[tuple[str, float]], dict[str, dict[str, tuple[float, int]]]]:
     """The top-``k`` (doc id, score) of one search mode, and each retriever's doc -> (score, best chunk)."""
     per_retriever: dict[str, dict[str, tuple[float, int]]] = {}

@@ -6,7 +6,7 @@ import ast
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,8 +165,8 @@ class Labels:
 
 
 def label_rows(
-    rows: Iterable[dict[str, Any]],
-    relevant: Callable[[dict[str, Any]], Iterable[str]],
+    rows: Iterable[Mapping[str, Any]],
+    relevant: Callable[[Mapping[str, Any]], Iterable[str]],
     note: Callable[[str, set[str], set[str]], str | None],
 ) -> Labels:
     """The one relevance-label loop: per row its query text, ``relevant(row)`` ids (label 1) and its

@@ -82,7 +82,7 @@ def build_theorems(data_root: Path | None = None) -> Benchmark:
         raise InputError("theorem ids collide")
     rows, sources = _bright_rows(root, "theoremqa_theorems")
 
-    def matched_theorem(row: dict[str, Any]) -> list[str]:
+    def matched_theorem(row: Mapping[str, Any]) -> list[str]:
         problem = problems.get(str(row["id"]).removeprefix(ID_PREFIX))
         matched = by_lower.get(str(problem.get("theorem", "")).strip().lower()) if problem else None
         return [theorem_id(matched)] if matched else []

@@ -287,7 +287,7 @@ def _backoff(attempt: int, exc: BaseException) -> float:
     hinted = _retry_after(exc) if _status(exc) == 429 else None
     if hinted is not None:
         return hinted
-    return min(_MAX_BACKOFF_S, 0.5 * 2**attempt) * (0.75 + 0.5 * random.random())  # noqa: S311 - jitter
+    return float(min(_MAX_BACKOFF_S, 0.5 * 2**attempt) * (0.75 + 0.5 * random.random()))  # noqa: S311 - jitter
 
 
 def _scrub(message: str, secret: str | None) -> str:

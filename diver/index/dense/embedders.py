@@ -148,7 +148,7 @@ class CachedEmbedder:
 
     def _cached(self, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)  # type: ignore[attr-defined]
+            return np.zeros((0, int(getattr(self, "dimensions"))), dtype=np.float32)  # noqa: B009 - set by subclasses
         found = self._cache.get_many(texts) if self._cache else {}
         missing = [i for i in range(len(texts)) if i not in found]
         computed = encode([texts[i] for i in missing]) if missing else None

@@ -34,7 +34,7 @@ def rust_batch_tokenizer(model: Any, max_length: int, torch: Any) -> Tokenize | 
     rust = Tokenizer.from_str(backend.to_str())  # a copy: the model's own tokenizer keeps its settings
     rust.enable_truncation(max_length)
     rust.no_padding()
-    pad_id = int(tokenizer.pad_token_id or 0)
+    pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
     names = set(getattr(tokenizer, "model_input_names", ("input_ids", "attention_mask")))
 
     def tokenize(texts: Sequence[str]) -> dict[str, Any]:

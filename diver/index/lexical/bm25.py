@@ -120,7 +120,7 @@ class BM25Tokenizer:
     """Lower-case word tokens, stopwords removed, stemmed (bm25s' pipeline)."""
 
     def __init__(self, settings: BM25Settings) -> None:
-        self._stopwords = settings.stopwords or []
+        self._stopwords: str | list[str] = settings.stopwords or []
         self._stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:

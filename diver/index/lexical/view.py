@@ -279,7 +279,10 @@ class LexicalViews:
 def _merge(segments: list[Segment], dead_docs: list, dead_rows: tuple) -> Segment | None:
     """The live documents of ``segments`` as one segment (None when none is live)."""
     postings = merge_postings([(s.postings, d) for s, d in zip(segments, dead_rows, strict=True)])
-    ids, seqs, lengths, chunks = [], [], [], []
+    ids: list[str] = []
+    seqs: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
+    chunks: list[np.ndarray] = []
     for segment, dead in zip(segments, dead_docs, strict=True):
         live = np.ones(len(segment.doc_ids), bool) if dead is None else ~dead
         ids.extend(d for d, keep in zip(segment.doc_ids, live.tolist(), strict=True) if keep)

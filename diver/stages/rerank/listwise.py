@@ -11,7 +11,7 @@ from pydantic import Field
 from diver.config import RerankSettings
 from diver.errors import LLMError
 from diver.hits import SearchHit
-from diver.llm.client import ChatLLM, LLMUsage
+from diver.llm.client import ChatLLM, LLMUsage, Reply
 from diver.llm.prompts import delimit, load_template
 from diver.stages.rerank.base import ProgressFn, RerankerSpec, RerankRequest, RerankResult
 from diver.stages.rerank.parsers import apply_ranking, parse_ranking, window_spans
@@ -91,7 +91,7 @@ async def rerank_listwise(
         except LLMError as exc:
             result.call_failures += 1
             result.notes.append(f"window {start}-{end}: {exc}")
-            reply = ""
+            reply = Reply("")
         if reply:
             parsed = parse_ranking(reply, len(window))
             result.dropped_ids += parsed.dropped
