@@ -317,6 +317,7 @@ def deployed(data_dir: Path, ef: int, queries: int, real_queries: int) -> dict[s
     return out
 
 
+# Over 60 lines: the sizes x ef_search sweep with its per-size setup and teardown.
 def run(
     sizes: tuple[int, ...] = SIZES,
     efs: tuple[int, ...] = EFS,

@@ -55,6 +55,7 @@ def _largest(section: Any) -> dict:
     return section[max(sizes, key=int)] if sizes else section
 
 
+# Over 60 lines: one row per performance target, in the report's order.
 def perf_targets(r: dict) -> list[tuple[str, str, str]]:
     """Rows for the write path, dense search on real embeddings, BM25 freshness and the 1M run."""
     rows: list[tuple[str, str, str]] = []
@@ -144,6 +145,7 @@ def dense_real_points(r: dict, points: dict) -> None:
         row["real_hnsw_p50"] = _get(m, "hnsw", ef, "p50_ms")
 
 
+# Over 60 lines: a linear list of markdown sections, in the report's order.
 def perf_sections(r: dict) -> list[str]:
     """Markdown of the write, dense-real, bm25-update and million sections."""
     lines: list[str] = []

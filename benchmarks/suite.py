@@ -104,6 +104,7 @@ def _extrapolate(results: dict) -> None:
         results["hnsw_extrapolated"] = {"target": target, **extrapolate_hnsw(measured, size, target)}
 
 
+# Over 60 lines: the sections in order, each guarded by the same selection and timing.
 def run_suite(p: dict, args: Any) -> int:
     from benchmarks.report import write_report
 

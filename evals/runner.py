@@ -109,6 +109,7 @@ def _domain_weights(domains: list[str], settings: DiverSettings) -> dict[str, fl
 # --------------------------------------------------------------------------- the run
 
 
+# Over 60 lines: the run's sequence (collections, stages per domain, manifest) with one cleanup path.
 def run_eval(
     config: EvalConfig, settings: DiverSettings | None = None, engine: Any = None, chat_factory: Any = None
 ) -> EvalResult:

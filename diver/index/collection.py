@@ -227,6 +227,7 @@ class Collection:
     ) -> SearchResult:
         return self.search_many([query], k=k, mode=mode, where=where, source=source)[0]
 
+    # Over 60 lines: argument checks, then one snapshot in which filter, BM25, dense and fusion must run.
     def search_many(
         self,
         queries: Sequence[str],

@@ -44,6 +44,7 @@ def positives_by_query(pairs: Sequence[TrainingPair]) -> dict[str, set[str]]:
     return out
 
 
+# Over 60 lines: batches of pairs (search, embed, false-negative guard, fill) sharing the text and vector caches and the report.
 def mine_hard_negatives(
     collection: Any,
     pairs: Sequence[TrainingPair],

@@ -146,9 +146,7 @@ def finetune(
     torch = require("torch", "train", "fine-tuning")
     st = require("sentence_transformers", "train", "fine-tuning")
     datasets = require("datasets", "train", "fine-tuning")
-    import sentence_transformers.evaluation as evaluation
     import sentence_transformers.losses as losses
-    from sentence_transformers.training_args import BatchSamplers
 
     from diver.index.dense.embedders import pick_device
 
@@ -176,52 +174,9 @@ def finetune(
     else:
         loss = losses.MultipleNegativesRankingLoss(model, scale=scale)
 
-    evaluator = None
-    dev_before: dict[str, float] = {}
-    if dev:
-        queries, docs, relevant = ir_inputs(dev, corpus, config.dev_corpus_max, config.seed)
-        evaluator = evaluation.InformationRetrievalEvaluator(
-            queries, docs, relevant, name="dev", ndcg_at_k=[10], mrr_at_k=[10], map_at_k=[100],
-            accuracy_at_k=[1, 10], precision_recall_at_k=[10, 100], batch_size=64,
-            query_prompt=config.query_prefix or None, corpus_prompt=config.document_prefix or None,
-            write_csv=False, main_score_function="cosine",
-        )  # fmt: skip
-        if resume_from is None:
-            dev_before = _metrics(evaluator(model))
-    prompts = {}
-    if config.query_prefix:
-        prompts["anchor"] = config.query_prefix
-    if config.document_prefix:
-        prompts.update({c: config.document_prefix for c in rows if c != "anchor"})
-    eval_kwargs: dict[str, Any] = {"eval_strategy": "no", "save_strategy": "steps", "save_steps": config.eval_steps}
-    if evaluator is not None:
-        eval_kwargs.update(
-            eval_strategy="steps", eval_steps=config.eval_steps, load_best_model_at_end=True,
-            metric_for_best_model=f"eval_{BEST_METRIC}", greater_is_better=True,
-        )  # fmt: skip
-    args = st.SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        **_warmup(config.warmup_ratio),
-        weight_decay=config.weight_decay,
-        seed=config.seed,
-        data_seed=config.seed,
-        fp16=precision == "fp16",
-        bf16=precision == "bf16",
-        gradient_checkpointing=bool(config.gradient_checkpointing),
-        batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate text is a false negative
-        prompts=prompts or None,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
-        report_to="none",
-        disable_tqdm=not config.progress,
-        use_cpu=device == "cpu",
-        dataloader_drop_last=False,
-        **eval_kwargs,
-    )
+    evaluator = _dev_evaluator(dev, corpus, config) if dev else None
+    dev_before = _metrics(evaluator(model)) if evaluator is not None and resume_from is None else {}
+    args = _training_args(st, config, checkpoints, precision, device, list(rows), evaluator is not None)
     trainer = st.SentenceTransformerTrainer(
         model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator
     )
@@ -244,6 +199,60 @@ def finetune(
     manifest.update(extra_manifest or {})
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return FinetuneResult(out, int(trainer.state.global_step), seconds, dev_before, dev_best, resume_from, manifest)
+
+
+def _dev_evaluator(dev: Sequence[TrainingPair], corpus: Mapping[str, str], config: FinetuneConfig) -> Any:
+    """sentence-transformers' IR evaluator over the dev pairs (nDCG@10 is the best-model metric)."""
+    import sentence_transformers.evaluation as evaluation
+
+    queries, docs, relevant = ir_inputs(dev, corpus, config.dev_corpus_max, config.seed)
+    return evaluation.InformationRetrievalEvaluator(
+        queries, docs, relevant, name="dev", ndcg_at_k=[10], mrr_at_k=[10], map_at_k=[100],
+        accuracy_at_k=[1, 10], precision_recall_at_k=[10, 100], batch_size=64,
+        query_prompt=config.query_prefix or None, corpus_prompt=config.document_prefix or None,
+        write_csv=False, main_score_function="cosine",
+    )  # fmt: skip
+
+
+def _training_args(st: Any, config: FinetuneConfig, checkpoints: Path, precision: str, device: str,
+                   columns: list[str], evaluate: bool) -> Any:  # fmt: skip
+    """The trainer's arguments: prompts per column, evaluation and best-model selection when there is a dev set."""
+    from sentence_transformers.training_args import BatchSamplers
+
+    prompts = {}
+    if config.query_prefix:
+        prompts["anchor"] = config.query_prefix
+    if config.document_prefix:
+        prompts.update({c: config.document_prefix for c in columns if c != "anchor"})
+    eval_kwargs: dict[str, Any] = {"eval_strategy": "no", "save_strategy": "steps", "save_steps": config.eval_steps}
+    if evaluate:
+        eval_kwargs.update(
+            eval_strategy="steps", eval_steps=config.eval_steps, load_best_model_at_end=True,
+            metric_for_best_model=f"eval_{BEST_METRIC}", greater_is_better=True,
+        )  # fmt: skip
+    return st.SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        **_warmup(config.warmup_ratio),
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        data_seed=config.seed,
+        fp16=precision == "fp16",
+        bf16=precision == "bf16",
+        gradient_checkpointing=bool(config.gradient_checkpointing),
+        batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate text is a false negative
+        prompts=prompts or None,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        report_to="none",
+        disable_tqdm=not config.progress,
+        use_cpu=device == "cpu",
+        dataloader_drop_last=False,
+        **eval_kwargs,
+    )
 
 
 def _warmup(ratio: float) -> dict[str, float]:

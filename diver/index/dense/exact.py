@@ -109,6 +109,7 @@ class ExactIndex:
                 self._current = built  # an older snapshot's matrix serves that search only
             return built
 
+    # Over 60 lines: one pass over the snapshot's rows that fills several aligned arrays at once.
     def _build(
         self, db: sqlite3.Connection, store: VectorStore, generation: int, reuse: ExactMatrix | None
     ) -> ExactMatrix:
