@@ -21,7 +21,7 @@ from diver.hits import SearchHit
 from diver.llm.client import ChatLLM, LLMUsage, Message
 from diver.llm.prompts import delimit, load_template
 from diver.llm.replies import cut_in_reasoning, strip_reasoning  # re-exported (callers import them here)
-from diver.stages.query_assembly import concat
+from diver.stages.assembly_plan import concat
 from diver.text.tokens import truncate_tokens
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,13 @@
-"""The small retrieval interface the LLM stages need, and its adapter over an engine ``Collection``."""
+"""The small retrieval interface the LLM stages need (plain, or with a query's expansions), and its adapter
+over an engine ``Collection``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from diver.hits import SearchHit
+from diver.stages.assembly_plan import concat
 
 
 @runtime_checkable
@@ -14,6 +17,24 @@ class Retriever(Protocol):
     def search(self, query: str, k: int) -> list[SearchHit]: ...
 
     def get_text(self, doc_id: str) -> str: ...
+
+
+@runtime_checkable
+class ExpandingRetriever(Retriever, Protocol):
+    """A ``Retriever`` that also ranks a query with its expansions (query assembly:
+    ``diver.stages.assembly_search.AssemblingRetriever``)."""
+
+    def search_expanded(self, query: str, expansions: Sequence[str], k: int) -> list[SearchHit]: ...
+
+
+def search_with_expansions(
+    retriever: Retriever, query: str, expansions: Sequence[str], k: int
+) -> list[SearchHit]:
+    """Retrieve for ``query`` + ``expansions``: with query assembly when ``retriever`` is an
+    ``ExpandingRetriever``, else with QExpand's one text (``concat``)."""
+    if isinstance(retriever, ExpandingRetriever):
+        return list(retriever.search_expanded(query, expansions, k))
+    return list(retriever.search(concat(query, expansions), k))
 
 
 class CollectionRetriever:
