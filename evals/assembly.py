@@ -18,7 +18,8 @@ from typing import Any
 from diver.config import load_settings
 from diver.datasets.metrics import evaluate_run
 from diver.errors import InputError
-from diver.stages.query_assembly import VARIANTS, assembled_search_many
+from diver.stages.assembly_plan import VARIANTS
+from diver.stages.assembly_search import AssemblyTarget, search_assembled
 from diver.text.jsonl import read_jsonl
 
 from .config import EvalConfig
@@ -57,12 +58,13 @@ def measure(benchmark: str, expansions_path: Path, variants: tuple[str, ...] = V
         engine = Engine(settings)
     try:
         col, _ = ensure_collection(engine, bench, settings, config)
+        target = AssemblyTarget.for_collection(col)
         table: dict[str, dict[str, float]] = {}
         for mode in modes:
             table[mode] = {}
             for variant in variants:
-                results = assembled_search_many(
-                    col, [bench.queries[q] for q in ids], [expansions[q] for q in ids], k=k, mode=mode,
+                results = search_assembled(
+                    target, [bench.queries[q] for q in ids], [expansions[q] for q in ids], k=k, mode=mode,
                     variant=variant, exclude=[set(bench.excluded.get(q, set())) for q in ids],
                 )  # fmt: skip
                 run = {q: {h.id: float(h.score) for h in r.hits} for q, r in zip(ids, results, strict=True)}

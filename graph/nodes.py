@@ -22,8 +22,8 @@ from diver.hits import SearchHit
 from diver.llm.client import LLMUsage
 from diver.stages.expansion import dense_feedback_hits, expand_round, select_feedback
 from diver.stages.progress import describe_event
-from diver.stages.query_assembly import search_with_expansions
 from diver.stages.rerank.choice import choose_rerankers
+from diver.stages.retriever import search_with_expansions
 from diver.stages.sufficiency import ask_sufficiency
 from diver.text.tokens import truncate_tokens
 
@@ -62,16 +62,9 @@ class Nodes:
         depth = max(ctx.k, res.settings.rerank.rerank_k, TOP_N)
         started = time.perf_counter()
         expansions = _last_good_expansions(state) if state.get("round", 0) >= 1 else []
-        if (
-            expansions
-        ):  # query assembly: no part is cut off by the embedder's window (diver.stages.query_assembly)
+        if expansions:  # query assembly when the retriever can (Provider.resolve: search.assembly)
             hits = await asyncio.to_thread(
-                search_with_expansions,
-                res.retriever,
-                state["query"],
-                expansions,
-                depth,
-                res.settings.search.assembly,
+                search_with_expansions, res.retriever, state["query"], expansions, depth
             )
         else:
             hits = await asyncio.to_thread(res.retriever.search, query, depth)

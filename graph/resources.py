@@ -16,6 +16,7 @@ from diver.config import DiverSettings, load_settings
 from diver.errors import InputError
 from diver.graph.context import Context, apply_context
 from diver.llm.client import ChatFactory, ChatLLM, build_llm
+from diver.stages.assembly_search import with_assembly
 from diver.stages.retriever import Retriever, as_retriever
 
 RetrieverFactory = Callable[[DiverSettings, Context], Retriever]
@@ -70,8 +71,12 @@ class Provider:
         return apply_context(base, ctx)
 
     def resolve(self, ctx: Context) -> Resources:
+        """The run's resources; a retriever over an engine collection searches the rounds' expansions with
+        query assembly in ``search.assembly`` (any other gets QExpand's one text)."""
         settings = self.settings(ctx)
-        retriever = self._retriever or self._retriever_factory(settings, ctx)
+        retriever = with_assembly(
+            self._retriever or self._retriever_factory(settings, ctx), settings.search.assembly
+        )
         return Resources(
             settings=settings,
             retriever=retriever,

@@ -42,7 +42,8 @@ from diver.server.schemas import (
 )
 from diver.server.search import agent_round, run_search
 from diver.server.state import ServerState, state_of
-from diver.stages.query_assembly import AssemblingRetriever, clean
+from diver.stages.assembly_plan import clean
+from diver.stages.assembly_search import AssemblingRetriever, AssemblyTarget
 
 
 def register_deep_search(server: MCPServer) -> None:
@@ -116,7 +117,8 @@ async def _endpoint(state: ServerState, ctx: Context, collection: str, query: st
     run = await in_thread(state.graph_runner)
     context: dict[str, Any] = {"k": k, "rounds": max_rounds, "collection": collection}
     context.update(rerank)
-    retriever = AssemblingRetriever(col, variant=state.settings.search.assembly, where=where, source=source)
+    retriever = AssemblingRetriever(AssemblyTarget.for_collection(col), variant=state.settings.search.assembly,
+                                    where=where, source=source)  # fmt: skip
     reporter = ProgressReporter(ctx)
 
     async def work() -> Any:

@@ -25,8 +25,8 @@ from diver.server.errors import in_thread
 from diver.server.models import DeepSearchOutput, ExpansionOutput
 from diver.server.search import agent_round, run_search
 from diver.server.state import ServerState, state_of
+from diver.stages.assembly_plan import clean
 from diver.stages.expansion import build_expansion_messages, feedback_passages, strip_reasoning
-from diver.stages.query_assembly import clean
 
 SAMPLE_MAX_TOKENS = 1024
 """Completion budget asked of the client's model for one expansion passage."""

@@ -18,7 +18,8 @@ from diver.server.agent_loop import (
 from diver.server.budget import compact, fit_hits
 from diver.server.models import DeepSearchOutput, Feedback, SearchOutput
 from diver.server.state import ServerState
-from diver.stages.query_assembly import DEFAULT_VARIANT, assembled_search, clean
+from diver.stages.assembly_plan import DEFAULT_VARIANT, clean
+from diver.stages.assembly_search import AssemblyTarget, search_assembled
 
 COMPACT_TOKENS = 60
 FEEDBACK_TOKENS = 120
@@ -28,9 +29,10 @@ def run_search(state: ServerState, collection: str, query: str, k: int, mode: st
                expansions: list[str] | None = None, where: dict[str, Any] | None = None,
                source: str | None = None) -> SearchResult:  # fmt: skip
     """Search with the query and the agent's expansions (query assembly), filters before the top-k cut."""
-    col = state.engine.collection(collection)
-    return assembled_search(col, query, expansions, k=k, mode=mode, variant=state.settings.search.assembly, where=where,
-                            source=source)  # fmt: skip
+    target = AssemblyTarget.for_collection(state.engine.collection(collection))
+    [result] = search_assembled(target, [query], [expansions or []], k=k, mode=mode,
+                                variant=state.settings.search.assembly, where=where, source=source)  # fmt: skip
+    return result
 
 
 def search_output(result: SearchResult, fmt: str, max_chars: int, hit_chars: int,
