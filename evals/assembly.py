@@ -53,9 +53,9 @@ def measure(benchmark: str, expansions_path: Path, variants: tuple[str, ...] = V
         raise InputError(f"none of the expansions' ids is a query of {benchmark} with a relevant document")
     owns = engine is None
     if engine is None:
-        from diver.index.engine import Engine
+        from diver.service import local_engine
 
-        engine = Engine(settings)
+        engine = local_engine(settings)
     try:
         col, _ = ensure_collection(engine, bench, settings, config)
         target = AssemblyTarget.for_collection(col)
