@@ -13,7 +13,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Engine": "diver.index.engine",
+    "Engine": "diver.engine",
     "Collection": "diver.index.collection",
     "Document": "diver.text.documents",
     "make_document": "diver.text.documents",

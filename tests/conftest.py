@@ -31,7 +31,7 @@ def hashing_settings(tmp_path: Path):
 
 @pytest.fixture
 def engine(hashing_settings):
-    from diver.index.engine import Engine
+    from diver.engine import Engine
 
     with Engine(hashing_settings) as eng:
         yield eng

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from tests_support import make_settings
 
+from diver.engine import Engine
 from diver.evals.assembly import measure
-from diver.index.engine import Engine
 
 EXPANSIONS = Path(__file__).parent / "data" / "agent_expansions_theorems.jsonl"
 

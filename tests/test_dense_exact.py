@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from tests_support import make_settings
 
+from diver.engine import Engine
 from diver.index.catalog import Catalog
 from diver.index.collection import Collection
-from diver.index.engine import Engine
 from diver.index.stores.chroma import ChromaStore
 from diver.text.documents import make_document
 

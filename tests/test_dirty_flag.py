@@ -4,9 +4,9 @@ open; a failure before anything is written does not (issue 10, item 7)."""
 import pytest
 from tests_support import make_settings
 
+from diver.engine import Engine
 from diver.errors import LLMError
 from diver.index.collection import Collection
-from diver.index.engine import Engine
 from diver.text.documents import Document
 
 DOCS = [

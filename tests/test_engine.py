@@ -6,6 +6,7 @@ import sqlite3
 import pytest
 from tests_support import make_settings
 
+from diver.engine import Engine
 from diver.errors import (
     CollectionNotFound,
     CorruptIndex,
@@ -14,7 +15,6 @@ from diver.errors import (
     IndexLocked,
     InputError,
 )
-from diver.index.engine import Engine
 from diver.text.documents import Document, make_document
 
 DOCS = [

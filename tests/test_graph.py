@@ -357,7 +357,7 @@ def test_cli_deep_search_prints_non_empty_progress_lines(
     from typer.testing import CliRunner
 
     from diver.cli import app
-    from diver.index.engine import Engine
+    from diver.engine import Engine
     from diver.text.documents import Document
 
     monkeypatch.setenv("DIVER_DATA_DIR", str(tmp_path / "data"))

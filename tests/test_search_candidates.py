@@ -8,8 +8,8 @@ import random
 import pytest
 from tests_support import make_settings
 
+from diver.engine import Engine
 from diver.errors import DocumentNotFound, InputError
-from diver.index.engine import Engine
 from diver.text.documents import make_document
 
 WORDS = [f"w{i}" for i in range(400)]

@@ -224,7 +224,7 @@ async def test_guide_resource_and_prompt(tmp_path: Path) -> None:
 
 
 async def test_state_errors_are_protocol_errors(tmp_path: Path) -> None:
-    from diver.index.engine import Engine
+    from diver.engine import Engine
 
     settings = make_settings(tmp_path)
     with Engine(settings) as engine:

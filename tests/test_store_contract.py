@@ -13,8 +13,8 @@ import pytest
 from tests_support import make_settings
 
 from diver.config import StoreSettings
+from diver.engine import Engine
 from diver.errors import ConfigError
-from diver.index.engine import Engine
 from diver.index.stores import StoreBackend, VectorStore, open_backend
 from diver.index.stores.chroma import ChromaBackend
 from diver.text.documents import Document

@@ -6,7 +6,7 @@ import pytest
 from tests_support import make_settings
 
 import diver.index.engine
-from diver.index.engine import Engine
+from diver.engine import Engine
 from diver.index.stores.chroma import ChromaBackend
 from diver.text.documents import Document
 

@@ -9,7 +9,7 @@ import pytest
 from tests_support import make_settings
 
 from diver.config import StoreSettings
-from diver.index.engine import Engine
+from diver.engine import Engine
 from diver.index.stores.chroma import ChromaStore, open_client
 from diver.text.documents import Document
 

@@ -20,9 +20,9 @@ from tests_support import make_settings  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from diver.config import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings  # noqa: E402
+from diver.engine import Engine  # noqa: E402
 from diver.errors import LLMError  # noqa: E402
 from diver.index.dense.embedders import SentenceTransformerEmbedder, resolve_model_path  # noqa: E402
-from diver.index.engine import Engine  # noqa: E402
 from diver.text.documents import make_document  # noqa: E402
 from diver.train.pairs import TrainingPair, write_pairs  # noqa: E402
 from diver.train.reindex import REINDEX_KEY, embedder_for, reindex_collection  # noqa: E402

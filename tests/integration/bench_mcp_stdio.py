@@ -19,7 +19,7 @@ def build_collection(data_dir: Path) -> list[str]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from diver.config import load_settings
     from diver.datasets import THEOREMS, build_offline
-    from diver.index.engine import Engine
+    from diver.engine import Engine
 
     bench = build_offline(THEOREMS)
     started = time.perf_counter()

@@ -41,7 +41,7 @@ def theorem_data_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ob
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from diver.config import load_settings
     from diver.datasets import THEOREMS, build_offline
-    from diver.index.engine import Engine
+    from diver.engine import Engine
 
     bench = build_offline(THEOREMS)
     data_dir = tmp_path_factory.mktemp("diver-data")

@@ -55,7 +55,7 @@ def _documents(which):
 
 
 def test_two_data_dirs_share_one_server_without_touching_each_other(tmp_path, chroma_url):
-    from diver.index.engine import Engine
+    from diver.engine import Engine
 
     first, second = _settings(tmp_path, "a", chroma_url), _settings(tmp_path, "b", chroma_url)
     with Engine(first) as eng_a, Engine(second) as eng_b:

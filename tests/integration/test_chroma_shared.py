@@ -50,7 +50,7 @@ def docs(prefix: str, count: int) -> list[Document]:
 def test_chroma_server_outage_gives_a_typed_error_and_recovery_resumes(tmp_path: Path) -> None:
     from tests_support import make_settings
 
-    from diver.index.engine import Engine
+    from diver.engine import Engine
 
     port = free_port()
     chroma = start_chroma(tmp_path, port)
@@ -105,7 +105,7 @@ def test_small_collection_answers_from_its_exact_matrix_during_an_outage(tmp_pat
     hits) while the Chroma server is away; a write still fails whole and leaves nothing visible."""
     from tests_support import make_settings
 
-    from diver.index.engine import Engine
+    from diver.engine import Engine
 
     port = free_port()
     chroma = start_chroma(tmp_path, port)

@@ -102,7 +102,7 @@ def test_kill_and_resume_indexing(tmp_path):
     report = json.loads(out.stdout)
     assert report["unchanged"] >= committed and report["added"] + report["unchanged"] == 6000
     from diver.config import load_settings
-    from diver.index.engine import Engine
+    from diver.engine import Engine
 
     with Engine(load_settings(data_dir=tmp_path / "data", embedding={"provider": "hashing"})) as engine:
         col = engine.collection("many")

@@ -69,8 +69,8 @@ def _recall(hits: list[str], relevant: dict[str, int], k: int = 10) -> float:
 def test_full_graph_on_theoremqa_theorems(
     llama_server: str, theorem_data_dir: tuple[Path, Any], tmp_path: Path
 ) -> None:
+    from diver.engine import Engine
     from diver.graph.run import run_deep_search
-    from diver.index.engine import Engine
     from diver.stages.query_assembly import search_with_expansions
     from diver.stages.retriever import as_retriever
 

@@ -37,7 +37,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage  # noqa:
 from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 
 from diver.config import load_settings  # noqa: E402
-from diver.index.engine import Engine  # noqa: E402
+from diver.engine import Engine  # noqa: E402
 from diver.service import protocol  # noqa: E402
 from diver.text.documents import Document  # noqa: E402
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from mcp_client_support import BASE_DOCS, open_client, settings_for, snapshot, text_of
 
+from diver.engine import Engine
 from diver.errors import InputError
-from diver.index.engine import Engine
 from diver.text.documents import Document, make_document
 from diver.text.ingest import read_documents
 

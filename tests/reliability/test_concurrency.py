@@ -13,8 +13,8 @@ import pytest
 from mcp_client_support import open_client, settings_for, text_of
 from reliability_support import assert_consistent
 
+from diver.engine import Engine
 from diver.errors import IndexLocked
-from diver.index.engine import Engine
 
 pytest.importorskip("mcp")
 BATCHES, PER_BATCH, SEARCHES = 6, 40, 32

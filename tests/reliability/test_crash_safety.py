@@ -22,7 +22,7 @@ import pytest
 from reliability_support import assert_consistent
 
 from diver.config import load_settings
-from diver.index.engine import Engine
+from diver.engine import Engine
 from diver.text.ingest import read_documents
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

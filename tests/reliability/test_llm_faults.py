@@ -14,8 +14,8 @@ import pytest
 from reliability_support import SECRET_KEY, FaultServer, cache_rows, free_port
 
 from diver.config import load_settings
+from diver.engine import Engine
 from diver.graph.run import run_deep_search
-from diver.index.engine import Engine
 from diver.text.documents import Document
 
 pytest.importorskip("langchain_openai")

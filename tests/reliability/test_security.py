@@ -15,7 +15,7 @@ from mcp_client_support import open_client, snapshot, text_of
 from reliability_support import SECRET_KEY, SECRET_TOKEN, FaultServer, free_port
 
 from diver.config import load_settings
-from diver.index.engine import Engine
+from diver.engine import Engine
 from diver.stages.rerank.parsers import parse_ranking
 from diver.text.documents import Document
 
