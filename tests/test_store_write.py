@@ -115,3 +115,17 @@ def test_a_crashed_batch_s_stray_vectors_never_survive_under_the_same_keys(tmp_p
     with Engine(settings) as eng:  # the flag left by the failure: reopened, rebuilt, still exact
         col = eng.collection("maths")
         _consistent(col, eng.embedder)
+
+
+def test_an_existing_collection_keeps_its_space_whatever_the_setting(tmp_path):
+    """Similarities follow the space the collection was created with, not today's ``hnsw_space``."""
+    made = StoreSettings(hnsw_space="l2")
+    store = ChromaStore(open_client(made, tmp_path), "t.space", made, create=True)
+    store.upsert(["a", "b"], np.array([[1.0, 0.0], [3.0, 0.0]], dtype=np.float32))
+    assert store.space == "l2"
+    now = StoreSettings()  # cosine
+    again = ChromaStore(open_client(now, tmp_path), "t.space", now, create=False)
+    assert again.space == "l2"
+    [ranked] = again.query(np.array([[2.9, 0.0]], dtype=np.float32), 2)
+    assert [k for k, _ in ranked] == ["b", "a"]
+    assert ranked[0][1] == pytest.approx(-0.01, abs=1e-4) and ranked[1][1] == pytest.approx(-3.61, abs=1e-3)

@@ -47,7 +47,7 @@ class Collection:
         self._write_lock = threading.Lock()
         self._dirty: dict[str, bool] | None = None  # the write call's dirty-flag state (``_write_call``)
         self.lexical = LexicalViews(name, directory / "bm25", catalog, engine.settings.bm25)
-        self.dense = DensePlanner(engine.settings.store, store.space)  # exact below a size, else ANN
+        self.dense = DensePlanner(engine.settings.store)  # exact below a size, else ANN; the exact matrix
 
     # -- info & reads -----------------------------------------------------------------------------
     def info(self) -> CollectionInfo:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from diver.index.catalog import snapshot_generation
-from diver.index.stores.base import VectorStore
+from diver.index.stores.base import Space, VectorStore
 
 log = logging.getLogger(__name__)
 DocHits = dict[str, tuple[float, int]]  # doc id -> (MAX chunk similarity, best chunk index)
@@ -42,6 +42,7 @@ class ExactMatrix:
     """The visible chunks of one catalog generation: vectors and the row -> document map."""
 
     store_name: str
+    space: Space  # the store's similarity: rows are unit vectors for cosine
     generation: int
     keys: list[str]  # row -> chunk key
     matrix: np.ndarray  # float32 [rows, dim]; unit rows for cosine
@@ -78,8 +79,7 @@ class ExactMatrix:
 class ExactIndex:
     """The exact matrix of one collection, synced to the generation of the snapshot that asks for it."""
 
-    def __init__(self, space: str) -> None:
-        self.space = space
+    def __init__(self) -> None:
         self._current: ExactMatrix | None = None
         self._lock = threading.Lock()
         self.syncs = 0  # how many times the matrix was (re)built: for tests and diagnostics
@@ -153,7 +153,7 @@ class ExactIndex:
             matrix[np.asarray(take_to)] = reuse.matrix[np.asarray(take_from)]
         if fresh_rows:
             block = np.asarray(np.stack(fresh_vectors), dtype=np.float32)
-            if self.space == "cosine":
+            if store.space == "cosine":
                 block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
             matrix[np.asarray(fresh_rows)] = block
         kept_rows = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
@@ -165,10 +165,11 @@ class ExactIndex:
                 starts.append(i)
         return ExactMatrix(
             store_name=store.name,
+            space=store.space,
             generation=generation,
             keys=[r[0] for r in kept_rows],
             matrix=matrix,
-            sq_norms=(matrix**2).sum(1) if self.space == "l2" else None,
+            sq_norms=(matrix**2).sum(1) if store.space == "l2" else None,
             doc_ids=doc_ids,
             doc_starts=np.asarray(starts, dtype=np.int64),
             chunk_index=np.asarray([r[2] for r in kept_rows], dtype=np.int32),
@@ -195,7 +196,7 @@ class ExactIndex:
         sims = np.zeros((0, m.rows), dtype=np.float32)
         for i in range(len(vectors)):
             if i % QUERY_BLOCK == 0:  # a block of queries per product: bounded memory for large batches
-                sims = similarity_rows(queries[i : i + QUERY_BLOCK], m, self.space)
+                sims = similarity_rows(queries[i : i + QUERY_BLOCK], m, m.space)
             row = sims[i % QUERY_BLOCK]
             doc_scores = np.maximum.reduceat(row, m.doc_starts)
             if keep is not None:

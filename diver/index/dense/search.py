@@ -25,7 +25,7 @@ import numpy as np
 from diver.config import StoreSettings
 from diver.index.catalog import Catalog, snapshot_generation
 from diver.index.dense.exact import ExactIndex
-from diver.index.stores.base import Space, VectorStore
+from diver.index.stores.base import VectorStore
 from diver.text.documents import ChunkScore, rollup_max
 
 GROWTH = 4  # each re-ask multiplies the chunk budget by this
@@ -144,9 +144,9 @@ def _exact(
 class DensePlanner:
     """Chooses exact or HNSW per collection size and holds the collection's exact matrix."""
 
-    def __init__(self, settings: StoreSettings, space: Space) -> None:
+    def __init__(self, settings: StoreSettings) -> None:
         self.settings = settings
-        self.exact = ExactIndex(space)
+        self.exact = ExactIndex()  # the matrix takes the similarity of the store it is read from
         self._count: tuple[int, int] | None = None  # (generation, visible chunks)
 
     def chunk_count(self, db: sqlite3.Connection) -> int:
