@@ -72,7 +72,7 @@ demo: llm-background
 	  DIVER_DEMO_LLM_FAILED=$(VENV)/.llm-install-failed DIVER_DEMO_LLM_LOG=$(LLM_LOG) $(VENV)/bin/diver demo
 
 # ruff; the import contracts of pyproject [tool.importlinter] (layers point down, no circles) on the installed
-# layout; mypy over diver/ (strict for the lower layers, see [tool.mypy]).
+# layout; mypy over diver/ (strict, see [tool.mypy]).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(PY) scripts/lint_imports.py

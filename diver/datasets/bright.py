@@ -94,7 +94,7 @@ class HubSource:
         if self.cache_dir is not None:
             kwargs["cache_dir"] = str(self.cache_dir)
         try:
-            table = datasets.load_dataset(self.dataset, config, **kwargs)
+            table: Iterable[Row] = datasets.load_dataset(self.dataset, config, **kwargs)
         except OSError as exc:  # ConnectionError, offline mode, dataset or split not found
             raise StateError(
                 f"cannot load {self.dataset} {config}/{domain} from the Hugging Face hub ({exc}); "

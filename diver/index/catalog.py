@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from diver.errors import CorruptIndex
 from diver.text.documents import Chunk, Document
@@ -33,7 +34,9 @@ CREATE TABLE IF NOT EXISTS orphans (key TEXT PRIMARY KEY);
 """
 
 
-def _select_in(conn: sqlite3.Connection, sql: str, values: Sequence[str], page: int = 500) -> Iterator[tuple]:
+def _select_in(
+    conn: sqlite3.Connection, sql: str, values: Sequence[str], page: int = 500
+) -> Iterator[tuple[Any, ...]]:
     """Rows of ``sql`` whose ``{marks}`` is an IN-list of ``values``, queried a page at a time."""
     for start in range(0, len(values), page):
         part = list(values[start : start + page])
@@ -162,7 +165,7 @@ class Catalog:
         rows = _select_in(db, "SELECT key, doc_id, idx FROM chunks WHERE key IN ({marks})", keys)
         return {k: (d, i) for k, d, i in rows}
 
-    def documents(self, db: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[str, dict]]:
+    def documents(self, db: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         rows = _select_in(db, "SELECT id, text, metadata FROM documents WHERE id IN ({marks})", ids)
         return {i: (t, json.loads(m)) for i, t, m in rows}
 
@@ -202,13 +205,13 @@ class Catalog:
         )
         return row[0] if row else ""
 
-    def allowed(self, db: sqlite3.Connection, condition: tuple[str, list]) -> tuple[set[str], int]:
+    def allowed(self, db: sqlite3.Connection, condition: tuple[str, list[Any]]) -> tuple[set[str], int]:
         """Ids of the documents matching a compiled filter (``diver.index.filters``) and their number of chunks."""
         sql, params = condition
         rows = db.execute(f"SELECT d.id, d.n_chunks FROM documents d WHERE {sql}", params).fetchall()
         return {doc_id for doc_id, _ in rows}, sum(int(n) for _, n in rows)
 
-    def allowed_keys(self, db: sqlite3.Connection, condition: tuple[str, list]) -> list[str]:
+    def allowed_keys(self, db: sqlite3.Connection, condition: tuple[str, list[Any]]) -> list[str]:
         """Chunk keys of the documents matching a compiled filter."""
         sql, params = condition
         return [

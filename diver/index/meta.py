@@ -31,7 +31,7 @@ def write_meta(directory: Path, meta: dict[str, Any]) -> None:
 def read_meta(path: Path, name: str) -> dict[str, Any]:
     """meta.json (or a renamed copy) of collection ``name``; CorruptIndex when unreadable."""
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         if meta.get("format") != META_FORMAT or "dimensions" not in meta or "store_name" not in meta:
             raise ValueError("unexpected format")
         return meta

@@ -139,7 +139,8 @@ def _plain(value: Any) -> Any:
 
 def settings_payload(settings: DiverSettings) -> dict[str, Any]:
     """Every setting, secrets included (handed to the engine process through a pipe, never a file)."""
-    return _plain(settings)
+    payload: dict[str, Any] = _plain(settings)  # a BaseModel: _plain gives a dict
+    return payload
 
 
 def index_sections(settings: DiverSettings) -> dict[str, Any]:

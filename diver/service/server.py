@@ -220,7 +220,8 @@ class EngineService:
         return {"released": live == 0, "clients": live, "pid": os.getpid()}
 
     def op_embed_queries(self, conn: socket.socket, texts: list[str]) -> list[list[float]]:
-        return self.engine.embedder.embed_queries(texts).tolist()
+        vectors: list[list[float]] = self.engine.embedder.embed_queries(texts).tolist()
+        return vectors
 
     def op_token_spans(self, conn: socket.socket, texts: list[str]) -> list[list[list[int]]]:
         """The embedder's own token spans of each text (query assembly asks what fits its window)."""

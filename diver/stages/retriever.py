@@ -4,7 +4,7 @@ over an engine ``Collection``."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from diver.hits import SearchHit
 from diver.stages.assembly_plan import concat
@@ -52,13 +52,14 @@ class CollectionRetriever:
         return list(result.hits)
 
     def get_text(self, doc_id: str) -> str:
-        return self.collection.get(doc_id).text
+        text: str = self.collection.get(doc_id).text
+        return text
 
 
 def as_retriever(obj: Any) -> Retriever:
     """Accept a ``Retriever`` as is, or adapt anything with ``search(query, k, mode)`` and ``get(id)``."""
     if hasattr(obj, "get_text") and hasattr(obj, "search"):
-        return obj
+        return cast(Retriever, obj)
     if hasattr(obj, "search") and hasattr(obj, "get"):
         return CollectionRetriever(obj)
     raise TypeError(f"cannot use {type(obj).__name__} as a retriever (needs search() and get())")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from diver.llm.client import ChatLLM, LLMUsage
 from diver.llm.prompts import delimit, load_template
-from diver.stages.expansion import strip_reasoning
+from diver.llm.replies import strip_reasoning
 
 _VERDICT = re.compile(r"sufficient\s*[:=\-]?\s*\**\s*(yes|no)\b", re.IGNORECASE)
 _BARE = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)

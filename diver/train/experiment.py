@@ -32,6 +32,7 @@ from diver.train.splits import split_by_group, theoremqa_pairs
 from diver.train.trainer import FinetuneConfig, finetune
 
 log = logging.getLogger(__name__)
+EvalSet = tuple[dict[str, str], dict[str, str]]  # (query id -> query, query id -> positive id)
 
 
 def open_collection(data_dir: Path, model_path: str, corpus: Mapping[str, str], max_seq_length: int = 128) -> Any:
@@ -54,7 +55,7 @@ def search_ndcg(collection: Any, queries: Mapping[str, str], qrels: Mapping[str,
     return float(np.mean([ndcg_at_k([h.id for h in r.hits], {qrels[q]: 1}, 10) for q, r in zip(qids, results, strict=True)]))
 
 
-def evaluate(collection: Any, sets: Mapping[str, tuple[dict, dict]]) -> dict[str, float]:
+def evaluate(collection: Any, sets: Mapping[str, EvalSet]) -> dict[str, float]:
     """nDCG@10 of dense and hybrid search of the collection, per evaluation set."""
     return {
         f"{name}/{mode}": round(search_ndcg(collection, queries, qrels, mode), 4)
@@ -63,7 +64,7 @@ def evaluate(collection: Any, sets: Mapping[str, tuple[dict, dict]]) -> dict[str
     }
 
 
-def evaluate_model(model_path: str, sets: Mapping[str, tuple[dict, dict]], corpus: Mapping[str, str],
+def evaluate_model(model_path: str, sets: Mapping[str, EvalSet], corpus: Mapping[str, str],
                    workdir: Path) -> dict[str, float]:  # fmt: skip
     """Collection dense/hybrid scores of a model (indexes the 354 theorems: minutes on a small CPU)."""
     engine, collection = open_collection(workdir, model_path, corpus)
@@ -73,13 +74,25 @@ def evaluate_model(model_path: str, sets: Mapping[str, tuple[dict, dict]], corpu
         engine.close()
 
 
-def eval_sets(folds: Mapping[str, Sequence[TrainingPair]]) -> dict[str, tuple[dict, dict]]:
+def _test_set(pairs: Sequence[TrainingPair]) -> EvalSet:
+    """(pair id -> query, pair id -> positive id) of the test pairs (theoremqa_pairs sets both ids)."""
+    queries: dict[str, str] = {}
+    qrels: dict[str, str] = {}
+    for p in pairs:
+        if p.id is None or p.positive_id is None:
+            raise ValueError(f"test pair without an id or a positive id: {p!r}")
+        queries[p.id] = p.query
+        qrels[p.id] = p.positive_id
+    return queries, qrels
+
+
+def eval_sets(folds: Mapping[str, Sequence[TrainingPair]]) -> dict[str, EvalSet]:
     test = folds["test"]
     test_theorems = {p.positive_id for p in test}
     bench = build_theorems()
     offline = {q: next(iter(r)) for q, r in bench.qrels.items() if r and next(iter(r)) in test_theorems}
     return {
-        "test": ({p.id: p.query for p in test}, {p.id: p.positive_id for p in test}),
+        "test": _test_set(test),
         "offline-test": ({q: bench.queries[q] for q in offline}, offline),
     }
 
@@ -94,7 +107,7 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def dense_ndcg(model_path: str, sets: Mapping[str, tuple[dict, dict]], corpus: Mapping[str, str],
+def dense_ndcg(model_path: str, sets: Mapping[str, EvalSet], corpus: Mapping[str, str],
                max_seq_length: int = 128) -> dict[str, float]:  # fmt: skip
     """Exact cosine nDCG@10 with one vector per theorem (its first ``max_seq_length`` tokens: what the model
     reads of its first chunk), per evaluation set. Cheaper than a collection (no chunking, no store)."""

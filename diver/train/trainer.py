@@ -128,7 +128,9 @@ def latest_checkpoint(directory: Path) -> str | None:
         return None
     from transformers.trainer_utils import get_last_checkpoint
 
-    return get_last_checkpoint(str(directory))
+    # transformers' trainer_utils is untyped; unused-ignore: without the train extra the import is Any
+    last: str | None = get_last_checkpoint(str(directory))  # type: ignore[no-untyped-call,unused-ignore]
+    return last
 
 
 def finetune(
@@ -318,6 +320,7 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path} is unreadable: {exc}") from exc
+    return manifest

@@ -211,10 +211,11 @@ def similarity_rows(queries: np.ndarray, m: ExactMatrix, space: str) -> np.ndarr
     """[queries, rows] similarity as the store reports it (1 - cosine distance, inner product, -squared L2)."""
     if space == "cosine":
         queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    dots = queries @ m.matrix.T
+    dots: np.ndarray = queries @ m.matrix.T
     if space == "l2":
         assert m.sq_norms is not None
-        return -np.maximum((queries**2).sum(1)[:, None] + m.sq_norms[None, :] - 2.0 * dots, 0.0)
+        neg_sq: np.ndarray = -np.maximum((queries**2).sum(1)[:, None] + m.sq_norms[None, :] - 2.0 * dots, 0.0)
+        return neg_sq
     return dots
 
 

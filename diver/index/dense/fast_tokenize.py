@@ -60,14 +60,15 @@ def rust_batch_tokenizer(model: Any, max_length: int, torch: Any) -> Tokenize | 
 def verified_tokenizer(model: Any, max_length: int, torch: Any, sample: Sequence[str]) -> Tokenize:
     """The Rust batch tokenizer when it gives exactly ``model.tokenize``'s tensors on ``sample``, else that."""
     fast = rust_batch_tokenizer(model, max_length, torch)
+    slow: Tokenize = model.tokenize
     if fast is None or not sample:
-        return model.tokenize
-    reference = model.tokenize(list(sample))
+        return slow
+    reference = slow(list(sample))
     ours = fast(sample)
     tensors = {k: v for k, v in reference.items() if isinstance(v, torch.Tensor)}
     if set(tensors) != set(ours) or any(not torch.equal(tensors[k], ours[k]) for k in tensors):
         log.info("batch tokenizer differs from model.tokenize on this model: using model.tokenize")
-        return model.tokenize
+        return slow
     extras = {k: v for k, v in reference.items() if k not in tensors}  # e.g. sentence-transformers 6's modality
 
     def tokenize(texts: Sequence[str]) -> dict[str, Any]:

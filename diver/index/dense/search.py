@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from diver.config import StoreSettings
 from diver.index.catalog import Catalog, snapshot_generation
 from diver.index.dense.exact import ExactIndex
 from diver.index.stores.base import VectorStore
-from diver.text.documents import ChunkScore, rollup_max
+from diver.text.documents import ChunkScore, DocScore, rollup_max
 
 GROWTH = 4  # each re-ask multiplies the chunk budget by this
 EXACT_FILTER_CHUNKS = 20_000  # a filter allowing at most this many chunks is scored exactly
@@ -38,7 +39,7 @@ class Allowed:
 
     doc_ids: frozenset[str]
     chunk_count: int
-    condition: tuple[str, list]
+    condition: tuple[str, list[Any]]
 
 
 DocHits = dict[str, tuple[float, int]]  # doc id -> (MAX chunk similarity, best chunk index)
@@ -51,11 +52,14 @@ def similarities(vectors: np.ndarray, matrix: np.ndarray, space: str) -> np.ndar
     if space == "cosine":
         qn = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
         mn = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-        return qn @ mn.T
+        cosine: np.ndarray = qn @ mn.T
+        return cosine
+    dots: np.ndarray = queries @ matrix.T
     if space == "ip":
-        return queries @ matrix.T
-    sq = (queries**2).sum(1)[:, None] + (matrix**2).sum(1)[None, :] - 2.0 * (queries @ matrix.T)
-    return -np.maximum(sq, 0.0)
+        return dots
+    sq = (queries**2).sum(1)[:, None] + (matrix**2).sum(1)[None, :] - 2.0 * dots
+    neg_sq: np.ndarray = -np.maximum(sq, 0.0)
+    return neg_sq
 
 
 def _roll_up(
@@ -63,8 +67,8 @@ def _roll_up(
     resolved: dict[str, tuple[str, int]],
     exclude: set[str],
     allowed: Allowed | None,
-) -> list:
-    scores = []
+) -> list[DocScore]:
+    scores: list[ChunkScore] = []
     for key, score in row:
         hit = resolved.get(key)
         if hit is None or hit[0] in exclude:

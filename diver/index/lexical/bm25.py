@@ -50,7 +50,16 @@ _kernels: dict[str, object] = {}
 _kernels_lock = threading.Lock()
 
 
-def _accumulate_kernel(indptr, indices, saturation, terms, idf, weights, offset, out):  # pragma: no cover - numba
+def _accumulate_kernel(  # pragma: no cover - numba
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    saturation: np.ndarray,
+    terms: np.ndarray,
+    idf: np.ndarray,
+    weights: np.ndarray,
+    offset: int,
+    out: np.ndarray,
+) -> None:
     for j in range(terms.shape[0]):
         weight = weights[j]
         term_idf = idf[j]
@@ -126,13 +135,14 @@ class BM25Tokenizer:
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         if not texts:
             return []
-        return bm25s.tokenize(
+        tokens: list[list[str]] = bm25s.tokenize(
             list(texts),
             stopwords=self._stopwords,
             stemmer=self._stemmer,
             return_ids=False,
             show_progress=False,
         )
+        return tokens
 
 
 class LexicalIndex:
@@ -172,7 +182,7 @@ class LexicalIndex:
         # tf / (tf + norm) per posting, once per index (O(postings), ~50 ms at 167k chunks): a query then
         # costs what format 1's precomputed weights cost (the norm gather and division per posting at
         # query time measured 1.6x slower)
-        self.saturation = tuple(
+        self.saturation: tuple[np.ndarray, ...] = tuple(
             (p.tf / (p.tf + norm[p.indices])).astype(np.float32)
             for p, norm in zip(self.segments, self.norms, strict=True)
         )
@@ -289,7 +299,15 @@ class LexicalIndex:
         return cls(settings, [load_postings(directory, settings)])
 
 
-def _accumulate_numpy(indptr, indices, saturation, terms, idf, weights, out) -> None:  # noqa: ANN001
+def _accumulate_numpy(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    saturation: np.ndarray,
+    terms: np.ndarray,
+    idf: np.ndarray,
+    weights: np.ndarray,
+    out: np.ndarray,
+) -> None:
     """The kernel's sums with numpy: the same float32 operations in the same order per row."""
     starts, ends = indptr[terms], indptr[terms + 1]
     rows = np.concatenate([indices[s:e] for s, e in zip(starts, ends, strict=True)])

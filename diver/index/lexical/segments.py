@@ -12,7 +12,7 @@ deleted rows, with the same row order, so the scores stay those of a from-scratc
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +63,9 @@ def empty_postings(rows: int = 0) -> Postings:
     )
 
 
-def build_postings(batches: Iterable[Sequence[str]], tokenize) -> Postings:  # noqa: ANN001 - a tokenizer method
+def build_postings(
+    batches: Iterable[Sequence[str]], tokenize: Callable[[Sequence[str]], list[list[str]]]
+) -> Postings:
     """Tokenize batches of row texts into one segment, holding only numpy arrays of (row, term, tf)."""
     vocab: dict[str, int] = {}
     rows_parts, terms_parts, tf_parts, length_parts = [], [], [], []
@@ -86,7 +88,14 @@ def build_postings(batches: Iterable[Sequence[str]], tokenize) -> Postings:  # n
     return _joined(vocab, rows_parts, terms_parts, tf_parts, length_parts, offset)
 
 
-def _joined(vocab: dict[str, int], rows: list, term_ids: list, tf: list, lengths: list, total: int) -> Postings:
+def _joined(
+    vocab: dict[str, int],
+    rows: list[np.ndarray],
+    term_ids: list[np.ndarray],
+    tf: list[np.ndarray],
+    lengths: list[np.ndarray],
+    total: int,
+) -> Postings:
     """One segment from the per-part (row, term, tf) arrays and row lengths of ``total`` rows."""
     if not vocab:
         return empty_postings(total)

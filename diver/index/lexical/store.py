@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,9 +157,9 @@ def write_manifest(
     os.replace(tmp, path)
 
 
-def read_manifest(path: Path, settings: BM25Settings) -> dict:
+def read_manifest(path: Path, settings: BM25Settings) -> dict[str, Any]:
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         if body.get("format") != FORMAT_VERSION or body.get("settings") != settings.model_dump():
             raise CorruptIndex(f"BM25 manifest {path} was written with other settings; it will be rebuilt")
         for key in ("generation", "max_seq", "segments"):

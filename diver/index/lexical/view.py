@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from diver.config import BM25Settings
 from diver.errors import CorruptIndex
@@ -238,7 +239,9 @@ class LexicalViews:
         )
         return self._view(view.generation, kept, dead, view.max_seq)
 
-    def _view(self, generation: int, segments: list[Segment], dead_docs: list, max_seq: int) -> LexicalView:
+    def _view(
+        self, generation: int, segments: list[Segment], dead_docs: list[np.ndarray | None], max_seq: int
+    ) -> LexicalView:
         """A view with its index computed from the segments and their deleted documents."""
         dead_rows = [None if d is None else _row_mask(s, d) for s, d in zip(segments, dead_docs, strict=True)]
         index = LexicalIndex(self.settings, [s.postings for s in segments], dead_rows)
@@ -276,7 +279,9 @@ class LexicalViews:
         return None
 
 
-def _merge(segments: list[Segment], dead_docs: list, dead_rows: tuple) -> Segment | None:
+def _merge(
+    segments: list[Segment], dead_docs: list[np.ndarray | None], dead_rows: tuple[np.ndarray | None, ...]
+) -> Segment | None:
     """The live documents of ``segments`` as one segment (None when none is live)."""
     postings = merge_postings([(s.postings, d) for s, d in zip(segments, dead_rows, strict=True)])
     ids: list[str] = []
@@ -313,5 +318,5 @@ def _max_seq(db: sqlite3.Connection, floor: int) -> int:
     return max(floor, int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM documents").fetchone()[0]))
 
 
-def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:  # noqa: ANN001
+def _concat(parts: list[np.ndarray], dtype: DTypeLike) -> np.ndarray:
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)

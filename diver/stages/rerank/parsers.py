@@ -95,8 +95,9 @@ def _items(value: object) -> list[object] | None:
         return value
     if isinstance(value, dict):
         for key in _LIST_KEYS:
-            if isinstance(value.get(key), list):
-                return value[key]
+            items = value.get(key)
+            if isinstance(items, list):
+                return items
         lists = [v for v in value.values() if isinstance(v, list)]
         return lists[0] if lists else None
     return None
