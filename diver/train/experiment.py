@@ -25,6 +25,7 @@ import numpy as np
 from diver.config import DEFAULT_EMBEDDING_MODEL, load_settings
 from diver.datasets.metrics import ndcg_at_k
 from diver.datasets.theoremqa import build_theorems
+from diver.errors import InputError
 from diver.text.documents import make_document
 from diver.train.mining import mine_hard_negatives
 from diver.train.pairs import TrainingPair
@@ -80,7 +81,7 @@ def _test_set(pairs: Sequence[TrainingPair]) -> EvalSet:
     qrels: dict[str, str] = {}
     for p in pairs:
         if p.id is None or p.positive_id is None:
-            raise ValueError(f"test pair without an id or a positive id: {p!r}")
+            raise InputError(f"test pair without an id or a positive id: {p!r}")
         queries[p.id] = p.query
         qrels[p.id] = p.positive_id
     return queries, qrels
