@@ -12,6 +12,7 @@ from diver.errors import ConfigError
 from diver.hits import SearchHit
 from diver.llm.client import LLMUsage
 from diver.llm.prompts import delimit, load_template, parse_template
+from diver.stages.assembly_plan import concat
 from diver.stages.expansion import (
     build_expansion_messages,
     cut_in_reasoning,
@@ -19,7 +20,6 @@ from diver.stages.expansion import (
     select_feedback,
     strip_reasoning,
 )
-from diver.stages.query_assembly import concat
 from diver.text.tokens import approx_tokens, truncate_tokens
 
 

@@ -9,19 +9,11 @@ from pathlib import Path
 import pytest
 
 from diver.errors import InputError
+from diver.hits import SearchResult
 from diver.index.collection import Collection
-from diver.stages.query_assembly import (
-    VARIANTS,
-    AssemblingRetriever,
-    assembled_search,
-    assembled_search_many,
-    balanced_text,
-    clean,
-    concat,
-    part_weights,
-    search_with_expansions,
-    weighted_fuse,
-)
+from diver.stages.assembly_plan import VARIANTS, balanced_text, clean, concat, part_weights
+from diver.stages.assembly_search import AssemblingRetriever, AssemblyTarget, search_assembled, weighted_fuse
+from diver.stages.retriever import search_with_expansions
 from diver.text.documents import make_document
 
 DATA = Path(__file__).parent / "data"
@@ -33,6 +25,14 @@ EXPANSION = "Pigeonhole principle: n items in m boxes, some box holds at least c
 needs_filters = pytest.mark.skipif(
     "where" not in inspect.signature(Collection.search_many).parameters, reason="core filters not landed yet"
 )
+
+
+def assembled_search_many(col, queries, expansions, **kwargs) -> list[SearchResult]:
+    return search_assembled(AssemblyTarget.for_collection(col), queries, expansions, **kwargs)
+
+
+def assembled_search(col, query, expansions, **kwargs) -> SearchResult:
+    return assembled_search_many(col, [query], [expansions], **kwargs)[0]
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_assembly_variant_is_a_setting(monkeypatch):
 
     from diver.config import load_settings
     from diver.config.search import Assembly
-    from diver.stages.query_assembly import DEFAULT_VARIANT, VARIANTS
+    from diver.stages.assembly_plan import DEFAULT_VARIANT, VARIANTS
 
     assert VARIANTS == get_args(Assembly) and load_settings().search.assembly == DEFAULT_VARIANT == "fit"
     monkeypatch.setenv("DIVER_SEARCH__ASSEMBLY", "balanced")

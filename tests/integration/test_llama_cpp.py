@@ -71,8 +71,8 @@ def test_full_graph_on_theoremqa_theorems(
 ) -> None:
     from diver.engine import Engine
     from diver.graph.run import run_deep_search
-    from diver.stages.query_assembly import search_with_expansions
-    from diver.stages.retriever import as_retriever
+    from diver.stages.assembly_search import with_assembly
+    from diver.stages.retriever import as_retriever, search_with_expansions
 
     data_dir, bench = theorem_data_dir
     settings = deep_settings(data_dir, tmp_path / "cache", llama_server)
@@ -98,7 +98,7 @@ def test_full_graph_on_theoremqa_theorems(
             # the result, not only that it ran: the final top-10 is the hybrid top-10 of the final query,
             # its top-8 reranked (a permutation with rerank scores), the last 2 in hybrid order
             good = [r for r in result.expansions if r.expansions]
-            retriever = as_retriever(col)
+            retriever = with_assembly(as_retriever(col))
             final = search_with_expansions(retriever, query, good[-1].expansions, 10) if good else None
             hybrid = [h.id for h in final] if final is not None else [h.id for h in col.search(query, k=10).hits]
             assert set(ids) == set(hybrid) and ids[8:] == hybrid[8:]

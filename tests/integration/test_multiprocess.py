@@ -260,7 +260,7 @@ def test_engine_exits_when_its_last_client_is_gone_for_the_idle_timeout(tmp_path
 def test_query_assembly_sees_the_engine_embedders_window(tmp_path: Path) -> None:
     """Through the shared engine, query assembly still knows what fits the embedder's window: a long
     query + expansion is embedded in parts (never silently cut), a short one whole, as in-process."""
-    from diver.stages.query_assembly import _fits
+    from diver.stages.assembly_search import AssemblyTarget
 
     settings = settings_for(tmp_path / "data").model_copy(
         update={"engine": load_settings(engine={"mode": "shared", "idle_timeout_s": 1.0}).engine}
@@ -271,6 +271,7 @@ def test_query_assembly_sees_the_engine_embedders_window(tmp_path: Path) -> None
         assert isinstance(budget, int) and budget > 16
         spans = engine.embedder.spanner.token_spans("two words")
         assert spans == [(0, 3), (4, 9)]
-        assert _fits(col, "a short query\n\na short expansion")
-        assert not _fits(col, "word " * (budget + 5))
+        fits = AssemblyTarget.for_collection(col).fits
+        assert fits("a short query\n\na short expansion")
+        assert not fits("word " * (budget + 5))
         engine.stop_engine()
