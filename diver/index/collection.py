@@ -161,7 +161,7 @@ class Collection:
     @contextmanager
     def _store_write(self) -> Iterator[None]:
         """Around writing vectors to the store and the catalog commit that makes them consistent."""
-        state = getattr(self, "_dirty", None)
+        state = self._dirty
         if state is None:
             raise StateError("vector writes must run inside a write call")
         if not state["set"] and self.engine.backend.lazy_persistence:

@@ -42,7 +42,7 @@ class UpsertRun:
         self.total = total
         self._on_progress = on_progress
         self._seen: set[str] = set()
-        self._bar = _progress_bar(total, f"indexing {collection}") if progress else None
+        self._bar = progress_bar(total, f"indexing {collection}") if progress else None
         self._started = time.perf_counter()
 
     def unique(self, batch: list[Document]) -> list[Document]:
@@ -88,7 +88,8 @@ class UpsertRun:
             self.report.duplicate_ids.append(doc_id)
 
 
-def _progress_bar(total: int | None, description: str) -> Any:
+def progress_bar(total: int | None, description: str, unit: str = "doc") -> Any:
+    """A tqdm bar on stderr, shown only on a terminal."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, unit="doc", file=sys.stderr, disable=not sys.stderr.isatty())
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty())

@@ -10,7 +10,6 @@ already there are not embedded again. A rerun with another model drops the unfin
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from diver.config import DiverSettings
 from diver.errors import ConfigError, InputError
 from diver.index.dense.embedders import Embedder, build_embedder
 from diver.index.switch import finish_switch, start_copy
+from diver.index.upserts import progress_bar
 from diver.train.trainer import read_manifest
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _fill(col: Any, fresh: Any, embedder: Embedder, batch: int, report: ReindexR
     """Embed every visible chunk the copy lacks, until none is missing (a write in between adds chunks to
     embed); remove keys no longer visible. Returns the visible keys."""
     done = set(fresh.all_keys())
-    bar = _bar(progress, col.name)
+    bar = progress_bar(0, f"reindex {col.name}", unit="chunk") if progress else None
     while True:
         keys = sorted(col.catalog.all_keys())
         missing = [k for k in keys if k not in done]
@@ -137,11 +137,3 @@ def _fill(col: Any, fresh: Any, embedder: Embedder, batch: int, report: ReindexR
     if bar is not None:
         bar.close()
     return keys
-
-
-def _bar(progress: bool, name: str) -> Any:
-    if not progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=0, desc=f"reindex {name}", unit="chunk", file=sys.stderr, disable=not sys.stderr.isatty())

@@ -144,12 +144,14 @@ def local_tokenizer_spanner(model: str) -> TokenSpanner | None:
 class CachedEmbedder:
     """Wraps an encode function with the disk cache; only misses are computed."""
 
+    dimensions: int  # set by each subclass
+
     def __init__(self, cache: EmbeddingCache | None) -> None:
         self._cache = cache
 
     def _cached(self, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, int(getattr(self, "dimensions"))), dtype=np.float32)  # noqa: B009 - set by subclasses
+            return np.zeros((0, self.dimensions), dtype=np.float32)
         found = self._cache.get_many(texts) if self._cache else {}
         missing = [i for i in range(len(texts)) if i not in found]
         computed = encode([texts[i] for i in missing]) if missing else None
