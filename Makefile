@@ -11,9 +11,9 @@ TORCH_SPEC ?= torch==2.13.0
 # (--no-config: the project's own [tool.uv] override would drop torch).
 TORCH_WHEEL := $(if $(filter torch==2.13.0,$(TORCH_SPEC)),$(firstword $(wildcard /opt/wheels/torch-2.13.0+cpu-cp311-*.whl)))
 DEMO_DATA_DIR ?= .diver
-# Extras of the quick first run (retrieval + the deep-search graph); the local LLM comes after, in the
-# background; `make setup` installs every extra (what `make test` needs).
-CORE_EXTRAS := --extra local --extra llm
+# Extras of the quick first run (retrieval, the deep-search graph, the MCP server of `diver serve`); the
+# local LLM comes after, in the background; `make setup` installs every extra (what `make test` needs).
+CORE_EXTRAS := --extra local --extra llm --extra mcp
 LLM_EXTRAS := $(CORE_EXTRAS) --extra local-llm
 # Bumped when the llama.cpp build settings change: an older venv then rebuilds llama-cpp-python.
 LLM_BUILD := x86-64-v3

@@ -82,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         help="only rewrite latest.md, the plots and the README table from a results JSON",
     )
     args = parser.parse_args(argv)
+    from diver.errors import MissingDependency, require_extra
+
+    try:  # before the suite's imports (psutil, gensim, rank_bm25...): one line naming the extra
+        require_extra("bench", "python -m benchmarks.run")
+    except MissingDependency as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.report:
         from benchmarks.suite import report_only
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from diver.config import DiverSettings, load_settings
-from diver.errors import DiverError, InputError
+from diver.errors import OPTIONAL_MODULES, DiverError, InputError, MissingDependency, missing_dependency
 from diver.service.cli_common import JsonOpt, fail, open_configured_engine
 
 app = typer.Typer(
@@ -109,9 +109,12 @@ def deep_search(
     json_out: JsonOpt = False,
 ) -> None:
     """The full DIVER pipeline: LLM query expansion, hybrid retrieval, LLM reranking."""
-    from diver.errors import require
+    from diver.errors import require_extra
 
-    require("langgraph", "llm", "deep search")
+    try:
+        require_extra("llm", "diver deep-search")
+    except DiverError as exc:
+        fail(exc)
     from diver.graph.run import run_deep_search
 
     context: dict[str, Any] = {"k": k}  # keys of diver.graph.context.Context (unknown keys are refused)
@@ -264,8 +267,14 @@ def main() -> None:
     _register_adapters()
     try:
         app()
-    except InputError as exc:  # raised outside a command's own handler (e.g. settings)
+    except (InputError, MissingDependency) as exc:  # raised outside a command's own handler (e.g. settings)
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except ImportError as exc:  # an optional module imported without ``require``: still one line, no traceback
+        if (exc.name or "").split(".")[0] not in OPTIONAL_MODULES:
+            raise
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+        typer.secho(f"error: {missing_dependency(exc, purpose=f'diver {command}'.strip())}", fg=typer.colors.RED, err=True)
         sys.exit(2)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from diver.config import DiverSettings, load_settings
-from diver.errors import DiverError, InputError
+from diver.errors import DiverError, InputError, require_extra
 
 from .config import all_stages
 from .runner import BENCHMARKS, EvalConfig, run_eval
@@ -63,6 +63,11 @@ def register(app: typer.Typer) -> None:
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bars."),
     ) -> None:
         """Evaluate retrieval stages on BRIGHT or an offline TheoremQA benchmark; writes a run directory."""
+        try:
+            require_extra("eval", "diver eval")
+        except DiverError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         config = EvalConfig(
             benchmark=benchmark,
             stages=_split([stages]) or [],

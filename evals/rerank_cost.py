@@ -38,6 +38,13 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/rerank_cost.json")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from diver.errors import MissingDependency, require_extra
+
+    try:  # the local LLM (llama.cpp + SmolLM2): one line naming the extra, not a traceback
+        require_extra("local-llm", "python -m diver.evals.rerank_cost")
+    except MissingDependency as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     from diver.llm.local_server import llama_server
 
     work = Path(tempfile.mkdtemp(prefix="diver-rerank-cost-"))

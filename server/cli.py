@@ -26,7 +26,14 @@ def run_server(
     log_level: str = "INFO",
 ) -> None:
     """Build the server from DIVER settings (+ these overrides) and serve until the client goes away."""
+    from diver.errors import DiverError, require_extra
     from diver.server.quiet import configure_logging, quiet_environment, stdout_to_stderr
+    from diver.service.cli_common import fail
+
+    try:  # without the mcp extra: one line naming it (not a traceback from the imports below)
+        require_extra("mcp", "diver serve (the MCP server)")
+    except DiverError as exc:
+        fail(exc)
 
     quiet_environment()
     configure_logging(log_level)
@@ -34,7 +41,6 @@ def run_server(
         import anyio
 
         from diver.config import load_settings
-        from diver.errors import DiverError
         from diver.server.app import build_server
         from diver.server.http import serve_http
 

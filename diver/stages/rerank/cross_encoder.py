@@ -62,8 +62,8 @@ def load_cross_encoder(settings: CrossEncoderSettings) -> tuple[Any, str, str]:
     with _LOCK:
         model = _MODELS.get(key)
         if model is None:
-            st = require("sentence_transformers", "local", "the cross-encoder reranker")
-            torch = require("torch", "local", "the cross-encoder reranker")
+            st = require("sentence_transformers", purpose="the cross-encoder reranker")
+            torch = require("torch", purpose="the cross-encoder reranker")
             try:
                 model = st.CrossEncoder(settings.model, device=device, max_length=settings.max_length)
             except (OSError, ValueError, RuntimeError) as exc:
