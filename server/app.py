@@ -7,6 +7,7 @@ from mcp.server.mcpserver import MCPServer
 from diver.config import DiverSettings, load_settings
 from diver.index.engine import Engine
 from diver.llm.client import ChatFactory
+from diver.server.listing import DiverMCPServer
 from diver.server.rerank_tools import check_rerankers
 from diver.server.state import make_lifespan
 from diver.server.tools import register_tools
@@ -80,7 +81,7 @@ def build_server(
     """The DIVER MCP server. Its lifespan opens one Engine on ``settings.data_dir`` (or uses ``engine``)."""
     settings = settings or (engine.settings if engine is not None else load_settings())
     check_rerankers(settings)  # an unknown reranker name is reported at start-up
-    server = MCPServer(
+    server = DiverMCPServer(
         "diver",
         title="DIVER reasoning-intensive retrieval",
         instructions=GUIDE,

@@ -65,16 +65,14 @@ def register_deep_search(server: MCPServer) -> None:
         hit_chars: HitChars = 1000,
         sampled: Sampled = None,
     ) -> DeepSearchOutput:
-        """Thorough retrieval for reasoning-intensive questions: the DIVER loop, with YOU as the reasoner.
+        """Retrieval for reasoning-intensive questions: the DIVER loop, YOU being the reasoner.
 
-        1. Call with the query alone: you get hits, `feedback` (unseen top passages) and a `round` token.
-        2. Read the feedback, write one passage that answers the query and names the theorems, concepts,
-           methods or APIs a relevant document would contain; call again with expansions=[passage], the
-           same query and the `round` token.
-        3. Refine that passage with the new feedback (correct it, add what is missing); call again.
-        Stop when `converged` is true (top-10 stable); `next_step` says what to do. Keep the original
-        query unchanged across rounds. Without expansions the server's LLM or your client's sampling may
-        reason instead (`reasoner` says which ran and why). Same filters/budgets as search."""
+        1. Call with the query: hits, `feedback` (unseen top passages), a `round` token.
+        2. Write one passage answering the query, naming the theorems/concepts/methods/APIs a relevant
+           document would contain; call again: same query, expansions=[passage], the `round` token.
+        3. Refine the passage with the new feedback (fix, add what is missing); call again.
+        Stop when `converged` (top-10 stable); `next_step` says what next. Without expansions the server's
+        LLM or your client's sampling may reason (`reasoner` says which). Filters/budgets as in search."""
         state = state_of(ctx)
         has_parts = bool(clean(expansions))
         if has_parts:

@@ -20,7 +20,7 @@ class DocumentInput(BaseModel):
 
 
 class Candidate(BaseModel):
-    """One numbered candidate of the compact form (for the agent to rerank itself)."""
+    """A numbered candidate (format='compact'), to rerank yourself."""
 
     n: int = Field(description="1-based number, to answer with a ranked list of numbers.")
     id: str
@@ -30,7 +30,7 @@ class Candidate(BaseModel):
 
 
 class Feedback(BaseModel):
-    """An unseen top passage, to read before writing or refining an expansion."""
+    """An unseen top passage, to read before writing an expansion."""
 
     id: str
     title: str = ""
@@ -45,8 +45,7 @@ class SearchOutput(BaseModel):
     mode: str
     hits: list[SearchHit] = Field(
         default_factory=list,
-        description="Best first; `highlight` is the best-matching passage; `source`, `chunk`, `span` and "
-        "`scores` are what a citation needs. Empty with format='compact'.",
+        description="Best first. Empty with format='compact'.",
     )
     candidates: list[Candidate] = Field(default_factory=list, description="format='compact' only.")
     assembly: str | None = Field(None, description="How query and expansions were combined, if any.")
@@ -65,7 +64,7 @@ class ExpansionOutput(BaseModel):
 
 
 class DeepSearchOutput(BaseModel):
-    """Ranked documents of the full DIVER pipeline, with the trace of how they were found."""
+    """Ranked documents of the DIVER loop, and how they were found."""
 
     collection: str
     query: str
@@ -81,8 +80,8 @@ class DeepSearchOutput(BaseModel):
     llm_calls: int = Field(description="LLM requests sent.")
     tokens: int = Field(description="Prompt + completion tokens spent.")
     reasoner: str = Field(
-        description="Who wrote the expansions: 'agent' (you), 'endpoint' (the server's LLM), 'sampling' "
-        "(your client's model) or 'none' (retrieval only)."
+        description="Who wrote expansions: agent (you), endpoint (server LLM), sampling (your client's model), "
+        "none."
     )
     reasoner_why: str = Field(description="Why that reasoner ran.")
     rerankers: list[str] = Field(default_factory=list, description="Rerankers that ran, in order.")

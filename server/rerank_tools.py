@@ -53,8 +53,8 @@ class _MergedRerankerName(_RerankerName):
 
 Rerankers = Annotated[
     list[_RerankerName] | None,
-    Field(description="Rerankers to run ([] = none; default: pointwise+listwise with a server LLM, else the "
-                      "local cross-encoder if configured). LLM rerankers follow a cross-encoder first pass."),
+    Field(description="[] = none; default: pointwise+listwise with a server LLM, else a configured "
+                      "cross-encoder (a first pass before LLM rerankers)."),
 ]  # fmt: skip
 RerankWeights = Annotated[
     dict[_MergedRerankerName, Annotated[float, Field(ge=0, le=1)]] | None,

@@ -8,18 +8,18 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 Collection = Annotated[str, Field(description="Collection name (see list_collections).")]
-Query = Annotated[str, Field(description="What to look for, in natural language; may be long and detailed.")]
+Query = Annotated[str, Field(description="What to look for, in natural language; may be long.")]
 K = Annotated[int, Field(ge=1, le=1000, description="Number of documents to return.")]
 Mode = Literal["hybrid", "bm25", "dense"]
 Expansions = Annotated[
     list[str] | None,
-    Field(max_length=8, description="Passages YOU wrote: an answer naming the theorems/concepts/APIs a "
-          "relevant document would contain. Retrieved with the query; each part counts."),
+    Field(max_length=8, description="Passages YOU wrote answering the query, naming the theorems/concepts/"
+          "APIs a relevant document would contain; each counts beside the query."),
 ]  # fmt: skip
 Where = Annotated[
     dict[str, Any] | None,
-    Field(description='Metadata filter, chroma-style: {"lang": "en"}, {"year": {"$gte": 2020}}, $in, $nin, '
-          "$ne, $lt, $lte, $gt, $and, $or. Applied before the top-k cut."),
+    Field(description='Metadata filter, chroma-style: {"lang": "en"}, {"year": {"$gte": 2020}}; $in $nin $ne '
+          "$lt $lte $gt $and $or. Applied before the top-k cut."),
 ]  # fmt: skip
 Source = Annotated[str | None, Field(description="Only documents whose metadata source starts with this.")]
 MaxChars = Annotated[int, Field(ge=500, le=500_000, description="Budget for the whole response (characters).")]

@@ -54,20 +54,18 @@ def register_tools(server: MCPServer, read_only: bool = False) -> None:
         max_chars: MaxChars = 20_000,
         hit_chars: HitChars = 1000,
     ) -> SearchOutput:
-        """Fast retrieval without any LLM (about 50 ms): BM25 and embeddings fused into one ranking.
+        """Fast retrieval, no LLM (~50 ms): BM25 and embeddings fused. Use it first.
 
-        Use it first, for keyword-like or factual lookups. Hits carry id, score and per-retriever `scores`,
-        title, best passage (`highlight`), metadata, and for citations `source`, `chunk` (read its
-        neighbours with get_document(around_chunk=...)) and `span`. Optional: `expansions` you wrote,
-        `where`/`source` filters, format='compact' for a numbered list to rerank yourself. `cut` says what
-        was dropped to fit max_chars/hit_chars."""
+        Hits: id, score, per-retriever `scores`, title, best passage (`highlight`), metadata; to cite:
+        `source`, `span`, `chunk` (its neighbours: get_document(around_chunk=...)). `cut` says what was
+        dropped to fit max_chars/hit_chars."""
         result = await in_thread(run_search, state_of(ctx), collection, query, k, mode, expansions, where, source)
         assembly = state_of(ctx).settings.search.assembly
         return search_output(result, format, max_chars, hit_chars, expansions, assembly)
 
     @server.tool(annotations=READ_ONLY)
     async def list_collections(ctx: Context) -> CollectionsOutput:
-        """List the collections that can be searched, with document counts and the embedding model."""
+        """The searchable collections: document counts, embedding model."""
         return CollectionsOutput(collections=await in_thread(state_of(ctx).engine.list_collections))
 
     @server.tool(annotations=READ_ONLY)
@@ -82,8 +80,8 @@ def register_tools(server: MCPServer, read_only: bool = False) -> None:
                                                   "its neighbours instead of the whole text.")] = None,  # fmt: skip
         window: Annotated[int, Field(ge=0, le=20, description="Neighbours on each side of around_chunk.")] = 1,
     ) -> DocumentOutput:
-        """Fetch one document's text and metadata (cut to max_chars), or with around_chunk only the chunk a
-        hit points to and `window` chunks either side (read the relevant part of a long document)."""
+        """One document's text and metadata (cut to max_chars); with around_chunk only a hit's chunk and
+        `window` chunks either side."""
         return await in_thread(_get_document, state_of(ctx), collection, id, max_chars, around_chunk, window)
 
     register_deep_search(server)
