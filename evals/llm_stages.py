@@ -12,7 +12,7 @@ from typing import Any
 
 from diver.config import DiverSettings
 from diver.datasets import Benchmark
-from diver.errors import MissingDependency
+from diver.errors import MissingDependency, require_extra
 from diver.hits import SearchHit
 from diver.stages.rerank import registry
 
@@ -31,9 +31,9 @@ DOMAIN_KINDS = {
 def check_llm_stage(stage: str, settings: DiverSettings) -> None:
     """Refuse, with the fix in the message, an LLM stage that cannot run here."""
     try:
-        import langgraph  # noqa: F401
-    except ImportError as exc:
-        raise StageUnavailable(str(MissingDependency("langgraph", "llm", f"the {stage!r} stage"))) from exc
+        require_extra("llm", f"the {stage!r} stage")
+    except MissingDependency as exc:
+        raise StageUnavailable(str(exc)) from exc
     if stage in registry.names():  # one reranker alone (after DIVER-QExpand when an expander is configured)
         spec = registry.get(stage)
         if spec.needs_llm and not settings.llm.reranker.model:

@@ -14,7 +14,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 
 from diver.config import DiverSettings
-from diver.errors import MissingDependency, StateError
+from diver.errors import MissingDependency, StateError, missing_dependency
 from diver.index.engine import Engine
 from diver.index.jobs import JobManager
 from diver.llm.client import ChatFactory
@@ -47,7 +47,7 @@ class ServerState:
         try:
             from diver.graph.run import arun_deep_search
         except ImportError as exc:
-            raise MissingDependency("langgraph", "llm", "deep_search") from exc
+            raise missing_dependency(exc, "langgraph", "llm", "deep_search") from exc
         return arun_deep_search
 
     def read_path(self, path: str) -> tuple[list[Document], list[str]]:
