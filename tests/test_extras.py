@@ -131,3 +131,31 @@ def test_require_extra_checks_without_importing(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(MissingDependency, match=r"'peft' \(extra 'train'\)"):
         require_extra("train", "diver finetune")
     require_extra("mcp", "diver serve")  # installed in the test venv: no error
+
+
+def _main_raising(monkeypatch: pytest.MonkeyPatch, exc: Exception, argv: list[str]) -> None:
+    from diver import cli
+
+    def app() -> None:
+        raise exc
+
+    monkeypatch.setattr(cli, "app", app)
+    monkeypatch.setattr(cli, "_register_adapters", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["diver", *argv])
+    cli.main()
+
+
+def test_an_unrouted_optional_import_still_gives_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's last net: an optional module imported without ``require`` is reported like one that was."""
+    with pytest.raises(SystemExit) as exited:
+        _main_raising(monkeypatch, ModuleNotFoundError("No module named 'peft'", name="peft"), ["finetune", "x"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: diver finetune needs the optional package 'peft' (extra 'train'): "
+        "pip install 'diver-retrieval[train]'; in a checkout: make setup"
+    ]
+
+
+def test_a_missing_core_module_is_not_blamed_on_an_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ModuleNotFoundError, match="numpy"):
+        _main_raising(monkeypatch, ModuleNotFoundError("No module named 'numpy'", name="numpy"), ["search"])
