@@ -33,8 +33,9 @@ setup: $(VENV)/.installed-all
 setup-core: $(VENV)/.installed-core
 setup-llm: $(LLM_MARKER)
 
-# venv + uv + torch (pip: it finds the local CPU wheel; uv would not) + the core extras from uv.lock
-$(VENV)/.installed-core: pyproject.toml uv.lock
+# venv + uv + torch (pip: it finds the local CPU wheel; uv would not) + the core extras from uv.lock. Re-run when
+# the Makefile changes too: a venv from an older `make demo` gets the extras added since (e.g. mcp).
+$(VENV)/.installed-core: pyproject.toml uv.lock Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
 	$(if $(TORCH_WHEEL),$(UV) pip install --no-config -q --python $(PY) "torch @ file://$(TORCH_WHEEL)",$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)")
