@@ -24,7 +24,7 @@ from diver.config import BM25Settings
 from diver.index.lexical.bm25 import BM25Tokenizer, LexicalIndex
 from diver.index.lexical.segments import load_postings, save_postings
 from diver.text.documents import Document
-from diver.text.lucene_english import analyze, standard_tokens
+from diver.text.lucene_english import STOPWORDS, analyze, standard_tokens
 from diver.text.lucene_porter import porter_stem
 
 TESTS = Path(__file__).resolve().parent
@@ -82,8 +82,9 @@ def test_terms_equal_pyserini(oracle, name):
 
 
 def test_pystemmer_porter_is_not_lucenes(oracle):
-    """Why the stemmer is ported: PyStemmer's Snowball 'porter' gives other terms for some words Lucene
-    stems (e.g. 'generalizations'), so borrowing it would break equality."""
+    """Why the stemmer is ported: PyStemmer's Snowball 'porter' stems 20 of the theorems' 4,843 words
+    otherwise than Lucene ('incredibly', 'technologies', 'meteorology': Lucene's -bli/-logi rules), so
+    borrowing it would break equality."""
     import Stemmer
 
     snowball = Stemmer.Stemmer("porter")
@@ -93,7 +94,8 @@ def test_pystemmer_porter_is_not_lucenes(oracle):
     ours = {w: porter_stem(w) for w in words}
     differ = [w for w in words if snowball.stemWord(w) != ours[w]]
     assert differ, "PyStemmer's porter agreed with Lucene's on every word: the port would be unnecessary"
-    assert all(ours[w] in lucene for w in differ if w not in {"a", "an"} and len(w) > 2)
+    assert len(differ) >= 10
+    assert all(ours[w] in lucene for w in differ if w not in STOPWORDS and len(w) > 2)  # Lucene's stems
 
 
 def test_bm25_scores_equal_brights_pipeline(oracle):
