@@ -51,7 +51,7 @@ _RANDOM_RANGES = [(0x20, 0x7E), (0xA0, 0x24F), (0x370, 0x3FF), (0x400, 0x4FF), (
                   (0xFF00, 0xFFEF), (0x1D400, 0x1D4FF), (0x1F300, 0x1F6FF), (0x1F900, 0x1F9FF), (0xE0000, 0xE007F),
                   (0x0, 0x2FFFF)]
 _SEPARATORS = [" ", " ", " ", "\n", "\t", ", ", ". ", "; ", ": ", "(", ")", "-", "_", "'", "\"", ".", "/", "", "\u3000",
-               "\u00a0", "\r\n", "\u2028"]
+               "\u00a0", "\r\n", "\u2028", "\u202f", "\u2009"]
 
 
 def _random_char(rng: random.Random) -> str:

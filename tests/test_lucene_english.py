@@ -194,3 +194,12 @@ def test_a_collection_reopened_with_the_other_analyzer_is_rebuilt(tmp_path):
     fresh = LexicalIndex.build([d.text for d in docs], LUCENE).score(query)
     assert [h.id for h in hits] == [f"d{i}" for i in np.argsort(-fresh, kind="stable")[:5]]
     assert [h.id for h in hits] != [h.id for h in before] or [h.score for h in hits] != [h.score for h in before]
+
+
+def test_analyzer_benchmark_runs():
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.analyzer_bench import compare
+
+    result = compare(theorem_texts()[:5], repeat=1)
+    assert result["lucene_english"]["terms"] == sum(len(analyze(t)) for t in theorem_texts()[:5])
+    assert result["bm25s"]["chars_per_s"] > 0 and result["lucene_over_bm25s_time"] > 0

@@ -122,6 +122,30 @@ def standard_tokens(text: str) -> list[str]:
     return tokens
 
 
+def _hard_break(cp: int) -> bool:
+    """Whether the DFA ignores ``cp`` alone from the start state and dead-ends on it from every other
+    state: no token spans it, so the text on either side of it is tokenized independently."""
+    cls = _CLASSES[cp]
+    nxt = _ROWS[_START][cls]
+    if nxt < 0 or not (_STOP[nxt] and _FINAL[nxt] == _IGNORE_ACTION):
+        return False
+    return all(row[cls] < 0 for state, row in enumerate(_ROWS) if state != _START)
+
+
+# Python's whitespace (all below U+3001) splits a text into pieces tokenized independently, so each
+# distinct piece is tokenized once per process; U+202F (narrow no-break space) is not such a break:
+# Unicode 9 makes it ExtendNumLet, like "_"
+_SPACES = [chr(cp) for cp in range(0x3001) if chr(cp).isspace()]
+_NOT_BREAKS = tuple(ch for ch in _SPACES if not _hard_break(ord(ch)))
+_BREAKS = re.compile("[" + "".join(re.escape(ch) for ch in _SPACES if ch not in _NOT_BREAKS) + "]+")
+
+
+def _pieces(text: str) -> list[str]:
+    if any(ch in text for ch in _NOT_BREAKS):
+        return [piece for piece in _BREAKS.split(text) if piece]
+    return text.split()
+
+
 def _java_lower(term: str) -> str:
     """Java's ``Character.toLowerCase`` per code point (simple case mapping, no context)."""
     if term.isascii():
@@ -148,13 +172,17 @@ def _filtered(term: str) -> str | None:
     return term or None
 
 
+@lru_cache(maxsize=200_000)
+def _analyze_piece(piece: str) -> tuple[str, ...]:
+    terms = (_filtered(raw) for raw in standard_tokens(piece))
+    return tuple(term for term in terms if term is not None)
+
+
 def analyze(text: str) -> list[str]:
     """pyserini ``Analyzer(get_lucene_analyzer()).analyze(text)``: Lucene's English terms of ``text``."""
-    out = []
-    for raw in standard_tokens(text):
-        term = _filtered(raw)
-        if term is not None:
-            out.append(term)
+    out: list[str] = []
+    for piece in _pieces(text):
+        out.extend(_analyze_piece(piece))
     return out
 
 
