@@ -74,8 +74,20 @@ class BM25Settings(Section):
         description="Also saturate the query's term frequencies (BRIGHT's gensim LuceneBM25Model scoring). "
         "False = classic bm25s Lucene scoring.",
     )
-    stemmer: str | None = Field("english", description="PyStemmer language; None disables stemming.")
-    stopwords: str | None = Field("en", description="bm25s stopword list; None keeps every token.")
+    analyzer: Literal["bm25s", "lucene_english"] = Field(
+        "bm25s",
+        description="How BM25 turns text into terms. 'bm25s': bm25s' tokenizer with the stemmer and stopwords "
+        "below; 'lucene_english': Lucene's EnglishAnalyzer as pyserini's get_lucene_analyzer() runs it for "
+        "BRIGHT's BM25 (standard tokenizer, possessives, Lucene's 33 stopwords, Lucene's Porter stemmer; "
+        "stemmer and stopwords are then unused). The index records it: a BM25 index built with the other "
+        "analyzer is rebuilt from the catalog, never queried with mismatched terms.",
+    )
+    stemmer: str | None = Field(
+        "english", description="analyzer='bm25s': PyStemmer language; None disables stemming."
+    )
+    stopwords: str | None = Field(
+        "en", description="analyzer='bm25s': bm25s stopword list; None keeps every token."
+    )
 
 
 StoreBackendName = Literal["chroma"]

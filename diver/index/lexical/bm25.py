@@ -1,4 +1,5 @@
-"""BM25 over chunk texts: bm25s tokenization (PyStemmer stemming, stopwords) and two scorings.
+"""BM25 over chunk texts: bm25s tokenization (PyStemmer stemming, stopwords) or Lucene's English analysis
+(``bm25.analyzer``), and two scorings.
 
 * classic (default): bm25s' Lucene BM25 (``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``), ``k1=0.9, b=0.4`` as in BRIGHT;
   equal to ``bm25s.BM25(method="lucene").get_scores`` (tested), built without holding Python token lists.
@@ -44,6 +45,7 @@ from diver.index.lexical.segments import (
     merge_postings,
     save_postings,
 )
+from diver.text.lucene_english import LuceneEnglishAnalyzer
 
 log = logging.getLogger(__name__)
 _kernels: dict[str, object] = {}
@@ -126,15 +128,20 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 class BM25Tokenizer:
-    """Lower-case word tokens, stopwords removed, stemmed (bm25s' pipeline)."""
+    """The terms of texts under ``settings.analyzer``: bm25s' pipeline (lower-case word tokens, stopwords
+    removed, PyStemmer) or Lucene's English analysis (``diver.text.lucene_english``, BRIGHT's tokens)."""
 
     def __init__(self, settings: BM25Settings) -> None:
+        self.analyzer = settings.analyzer
         self._stopwords: str | list[str] = settings.stopwords or []
         self._stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
+        self._lucene = LuceneEnglishAnalyzer() if settings.analyzer == "lucene_english" else None
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         if not texts:
             return []
+        if self._lucene is not None:
+            return self._lucene.tokenize(texts)
         tokens: list[list[str]] = bm25s.tokenize(
             list(texts),
             stopwords=self._stopwords,

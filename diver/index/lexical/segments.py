@@ -154,6 +154,20 @@ def merge_postings(parts: Sequence[tuple[Postings, np.ndarray | None]]) -> Posti
 
 
 # -- persistence ----------------------------------------------------------------------------------
+# settings added after indexes were first written, with the value that reproduces what those indexes hold
+_SETTINGS_BEFORE: dict[str, object] = {"analyzer": "bm25s"}
+
+
+def same_settings(stored: object, settings: BM25Settings) -> bool:
+    """Whether an index written with ``stored`` (its recorded settings dict) holds ``settings``' terms.
+
+    A key an older index lacks counts as its value from before the setting existed (an index from before
+    ``analyzer`` was bm25s-tokenized), so such indexes stay valid instead of being rebuilt."""
+    if not isinstance(stored, dict):
+        return False
+    return {**_SETTINGS_BEFORE, **stored} == settings.model_dump()
+
+
 def save_postings(postings: Postings, directory: Path, settings: BM25Settings) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     np.save(directory / "indptr.npy", postings.indptr)
@@ -175,7 +189,7 @@ def load_postings(directory: Path, settings: BM25Settings) -> Postings:
     """The segment saved in ``directory``; CorruptIndex when it is unreadable, incomplete or other settings'."""
     try:
         params = json.loads((directory / "params.json").read_text(encoding="utf-8"))
-        if params.get("format") != FORMAT_VERSION or params.get("settings") != settings.model_dump():
+        if params.get("format") != FORMAT_VERSION or not same_settings(params.get("settings"), settings):
             raise CorruptIndex(f"BM25 index at {directory} was built with other settings; it will be rebuilt")
         terms = json.loads((directory / "terms.json").read_text(encoding="utf-8"))
         postings = Postings(

@@ -37,6 +37,7 @@ from diver.index.lexical.segments import (
     Postings,
     build_postings,
     load_postings,
+    same_settings,
     save_postings,
 )
 
@@ -160,7 +161,7 @@ def write_manifest(
 def read_manifest(path: Path, settings: BM25Settings) -> dict[str, Any]:
     try:
         body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        if body.get("format") != FORMAT_VERSION or body.get("settings") != settings.model_dump():
+        if body.get("format") != FORMAT_VERSION or not same_settings(body.get("settings"), settings):
             raise CorruptIndex(f"BM25 manifest {path} was written with other settings; it will be rebuilt")
         for key in ("generation", "max_seq", "segments"):
             body[key]  # noqa: B018 - presence check
