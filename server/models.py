@@ -115,6 +115,9 @@ class IndexPathOutput(IndexOutput):
 
     done: bool = Field(description="False: still running as `job`; poll index_status(job).")
     job: str | None = Field(None, description="Background job id (index_status / cancel_index).")
+    moved: int = Field(0, description="Renamed files: new path, vectors kept.")
+    removed: int = Field(0, description="Documents whose file is gone from the folder.")
+    changes: list[str] | None = Field(None, description="dry_run: what would change, one line each.")
 
 
 class JobOutput(BaseModel):
@@ -123,12 +126,14 @@ class JobOutput(BaseModel):
     job: str
     collection: str
     path: str
-    state: str = Field(description="running, done, failed or cancelled.")
+    state: str = Field(description="running, done, failed, cancelled; a watch: watching, stopped.")
     files: int = Field(description="Documents read from the path.")
     documents_done: int
     added: int
     replaced: int
     unchanged: int
+    moved: int = 0
+    removed: int = 0
     chunks: int
     rate_docs_per_s: float
     eta_s: float | None = Field(description="Seconds left at the current rate (None when unknown).")
@@ -138,6 +143,9 @@ class JobOutput(BaseModel):
 
 class CollectionsOutput(BaseModel):
     collections: list[CollectionInfo]
+    watches: list[JobOutput] = Field(
+        default_factory=list, description="Folders kept in sync (index_path watch); stop with cancel_index(job)."
+    )
 
 
 class ChunkOutput(BaseModel):

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from diver.errors import InputError
 from diver.server.errors import in_thread
-from diver.server.models import ChunkOutput, CollectionsOutput, DocumentOutput, SearchOutput
+from diver.server.models import ChunkOutput, CollectionsOutput, DocumentOutput, JobOutput, SearchOutput
 from diver.server.schemas import (
     READ_ONLY,
     Collection,
@@ -68,7 +68,9 @@ def register_tools(server: MCPServer, read_only: bool = False) -> None:
     @server.tool(annotations=READ_ONLY)
     async def list_collections(ctx: Context) -> CollectionsOutput:
         """List the collections that can be searched, with document counts and the embedding model."""
-        return CollectionsOutput(collections=await in_thread(state_of(ctx).engine.list_collections))
+        state = state_of(ctx)
+        watches = [JobOutput.model_validate(job.snapshot()) for job in state.jobs.watches()]
+        return CollectionsOutput(collections=await in_thread(state.engine.list_collections), watches=watches)
 
     @server.tool(annotations=READ_ONLY)
     async def get_document(

@@ -1,0 +1,56 @@
+"""Watching a folder for changes (``watchfiles``): debounced batches of changed paths, turned into the scope
+of the next sync.
+
+A batch of changes to files becomes a partial sync of just those relative paths (a rename is a deletion
+and an addition in the same batch, so it is found as a move). A change to a folder, to an ignore file
+(``.gitignore``/``.ignore``) or outside the folder makes the next sync a full one (``None``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from diver.text.walk import IGNORE_FILES
+
+log = logging.getLogger(__name__)
+DEFAULT_DEBOUNCE_MS = 1600
+STOP_POLL_MS = 500
+"""How often the watcher checks its stop event while no change arrives."""
+
+
+def scope_of(folder: Path, changed: Iterable[str]) -> frozenset[str] | None:
+    """Relative posix paths of the changed files, or None when the next sync must look at everything."""
+    scope = set()
+    for raw in changed:
+        path = Path(os.path.realpath(raw)) if os.path.lexists(raw) else Path(raw)
+        try:
+            rel = path.relative_to(folder).as_posix()
+        except ValueError:
+            return None
+        if rel in ("", ".") or path.name in IGNORE_FILES or path.is_dir():
+            return None
+        scope.add(rel)
+    return frozenset(scope)
+
+
+def watch_changes(
+    folder: Path, stop: threading.Event, debounce_ms: int = DEFAULT_DEBOUNCE_MS
+) -> Iterator[frozenset[str] | None]:
+    """Yield the scope of each debounced batch of changes under ``folder`` until ``stop`` is set."""
+    import watchfiles  # a dependency of the default install; imported here, where a watch starts
+
+    for changes in watchfiles.watch(
+        folder,
+        debounce=debounce_ms,
+        stop_event=stop,
+        rust_timeout=STOP_POLL_MS,
+        yield_on_timeout=False,
+        raise_interrupt=False,
+    ):
+        scope = scope_of(folder, (path for _, path in changes))
+        log.info("changes under %s: %s", folder, "all" if scope is None else len(scope))
+        yield scope
