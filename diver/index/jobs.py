@@ -186,11 +186,13 @@ class JobManager:
     def _run_watch(self, job: IndexJob, reader: ScopedReader, folder: Path, debounce_ms: int) -> None:
         from diver.index.watch import watch_changes
 
-        try:
+        def first_sync() -> None:
             self._sync(job, _folder(reader(None)), None, False, first=False)
             with job.lock:
                 job.state = "watching"
-            for scope in watch_changes(folder, job.cancel_event, debounce_ms):
+
+        try:
+            for scope in watch_changes(folder, job.cancel_event, debounce_ms, first_sync):
                 try:
                     self._sync(job, _folder(reader(scope)), None, False, first=False)
                 except DiverError as exc:  # a failed sync (an unreadable folder): said, and the watch goes on

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from diver.text.walk import IGNORE_FILES
@@ -38,19 +38,31 @@ def scope_of(folder: Path, changed: Iterable[str]) -> frozenset[str] | None:
 
 
 def watch_changes(
-    folder: Path, stop: threading.Event, debounce_ms: int = DEFAULT_DEBOUNCE_MS
-) -> Iterator[frozenset[str] | None]:
-    """Yield the scope of each debounced batch of changes under ``folder`` until ``stop`` is set."""
+    folder: Path, stop: threading.Event, debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+    on_ready: Callable[[], None] | None = None,
+) -> Iterator[frozenset[str] | None]:  # fmt: skip
+    """Yield the scope of each debounced batch of changes under ``folder`` until ``stop`` is set.
+
+    ``on_ready`` runs once the watcher is in place (the initial sync goes there): a change made while it
+    runs is held by the watcher and comes out as the next batch, so none falls between sync and watch."""
     import watchfiles  # a dependency of the default install; imported here, where a watch starts
 
+    ready = False
     for changes in watchfiles.watch(
         folder,
         debounce=debounce_ms,
         stop_event=stop,
         rust_timeout=STOP_POLL_MS,
-        yield_on_timeout=False,
+        yield_on_timeout=True,  # the first timeout says the watcher runs
         raise_interrupt=False,
     ):
+        if not ready:
+            ready = True
+            if on_ready is not None:
+                on_ready()  # covers whatever this first batch held: it reads everything
+            continue
+        if not changes:
+            continue
         scope = scope_of(folder, (path for _, path in changes))
         log.info("changes under %s: %s", folder, "all" if scope is None else len(scope))
         yield scope

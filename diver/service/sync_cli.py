@@ -16,7 +16,7 @@ from diver.config import DiverSettings
 from diver.errors import DiverError, InputError
 from diver.index.sync import NoDocuments, SyncProgress, apply_sync, plan_sync, read_source
 from diver.index.upserts import progress_bar
-from diver.text.ingest import FolderRead
+from diver.text.ingest import FolderRead, confine_path
 
 Echo = Callable[[str], None]
 
@@ -80,19 +80,22 @@ def watch(engine: Any, settings: DiverSettings, collection: str, path: Path, inc
     """Sync ``path`` now, then after every debounced batch of changes until ``stop`` (or Ctrl-C)."""
     from diver.index.watch import watch_changes
 
-    first = read(settings, path, include, exclude)
-    if not isinstance(first, FolderRead):
+    folder = confine_path(path, None)
+    if not folder.is_dir():
         raise InputError("only a folder can be watched")
     batch = settings.store.write_batch_size
-    echo(summary(sync_folder(engine, collection, first, False, batch)))
-    echo(f"watching {first.root} (Ctrl-C to stop)")
-    stop = stop or threading.Event()
-    for scope in watch_changes(first.root, stop, debounce_ms):
+
+    def first_sync() -> None:  # read once the watcher runs: a change made meanwhile comes as the next batch
+        echo(summary(sync_folder(engine, collection, read(settings, folder, include, exclude), False, batch)))
+        echo(f"watching {folder} (Ctrl-C to stop)")
+
+    for scope in watch_changes(folder, stop or threading.Event(), debounce_ms, first_sync):
         try:
-            result = sync_folder(engine, collection, read(settings, first.root, include, exclude, scope), False,
+            result = sync_folder(engine, collection, read(settings, folder, include, exclude, scope), False,
                                  batch, show_progress=False, stop=stop)  # fmt: skip
         except DiverError as exc:
             echo(f"sync failed: {exc}")
             continue
         if any(result[k] for k in ("added", "replaced", "moved", "removed")):
             echo(summary(result))
+    echo("stopped")  # by ``stop`` or Ctrl-C (watchfiles ends the watch on SIGINT)
