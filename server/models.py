@@ -115,9 +115,9 @@ class IndexPathOutput(IndexOutput):
 
     done: bool = Field(description="False: still running as `job`; poll index_status(job).")
     job: str | None = Field(None, description="Background job id (index_status / cancel_index).")
-    moved: int = Field(0, description="Renamed files: new path, vectors kept.")
-    removed: int = Field(0, description="Documents whose file is gone from the folder.")
-    changes: list[str] | None = Field(None, description="dry_run: what would change, one line each.")
+    moved: int = Field(0, description="Renamed files (vectors kept).")
+    removed: int = Field(0, description="Files gone from the folder.")
+    changes: list[str] | None = Field(None, description="dry_run: the changes.")
 
 
 class JobOutput(BaseModel):
@@ -143,8 +143,8 @@ class JobOutput(BaseModel):
 
 class CollectionsOutput(BaseModel):
     collections: list[CollectionInfo]
-    watches: list[JobOutput] = Field(
-        default_factory=list, description="Folders kept in sync (index_path watch); stop with cancel_index(job)."
+    watches: list[str] = Field(
+        default_factory=list, description="Watched folders: 'job collection path' (stop: cancel_index(job))."
     )
 
 

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from diver.errors import InputError
 from diver.server.errors import in_thread
-from diver.server.models import ChunkOutput, CollectionsOutput, DocumentOutput, JobOutput, SearchOutput
+from diver.server.models import ChunkOutput, CollectionsOutput, DocumentOutput, SearchOutput
 from diver.server.schemas import (
     READ_ONLY,
     Collection,
@@ -69,7 +69,7 @@ def register_tools(server: MCPServer, read_only: bool = False) -> None:
     async def list_collections(ctx: Context) -> CollectionsOutput:
         """List the collections that can be searched, with document counts and the embedding model."""
         state = state_of(ctx)
-        watches = [JobOutput.model_validate(job.snapshot()) for job in state.jobs.watches()]
+        watches = [f"{job.id} {job.collection} {job.path}" for job in state.jobs.watches()]
         return CollectionsOutput(collections=await in_thread(state.engine.list_collections), watches=watches)
 
     @server.tool(annotations=READ_ONLY)

@@ -27,9 +27,7 @@ from diver.text.ingest import confine_path
 
 Collection = Annotated[str, Field(description="Collection name (see list_collections).")]
 Job = Annotated[str, Field(description="Job id returned by index_path.")]
-Globs = Annotated[
-    list[str] | None, Field(max_length=100, description="Folder only: gitignore-style globs of files to read / skip.")
-]
+Globs = Annotated[list[str] | None, Field(max_length=100, description="Folder: gitignore-style globs.")]
 WRITES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
@@ -153,16 +151,16 @@ def register_write_tools(server: MCPServer) -> None:
         wait: Annotated[bool, Field(description="Wait until done (progress notifications meanwhile).")] = False,
         include: Globs = None,
         exclude: Globs = None,
-        dry_run: Annotated[bool, Field(description="Only list what would change.")] = False,
+        dry_run: Annotated[bool, Field(description="Only list the changes.")] = False,
         watch: Annotated[bool, Field(description="Then keep the folder in sync until cancel_index(job).")] = False,
     ) -> IndexPathOutput:
         """Index files from the server's disk (only under its configured allowed roots).
 
-        A folder is synced: changed files re-indexed, unchanged skipped, deleted ones removed, renamed ones
-        moved; .gitignore, hidden folders and node_modules are skipped. Files get their relative path as id.
-        Returns the result when it finishes within a few seconds; otherwise `done: false` and a `job` id at
-        once, and indexing goes on in the background: poll index_status(job), stop with cancel_index(job)
-        (committed batches stay searchable). Skipped files are listed with the reason."""
+        A folder is synced (changed files re-indexed, deleted ones removed, renamed ones moved; .gitignore,
+        hidden folders, node_modules skipped); its files get their relative path as id. Returns the result
+        when it finishes within a few seconds; otherwise `done: false` and a `job` id at once, and indexing
+        goes on in the background: poll index_status(job), stop with cancel_index(job) (committed batches
+        stay searchable). Skipped files are listed with the reason."""
         state = state_of(ctx)
         try:
             validate_collection_name(collection, state.settings.limits.max_collection_name)

@@ -123,7 +123,7 @@ async def test_watch_follows_real_file_changes_until_cancelled(tmp_path: Path) -
         started = await call(client, "index_path", collection="docs", path="docs", wait=True, watch=True)
         assert started["done"] and started["added"] == 125 and started["job"]
         listed = await call(client, "list_collections")
-        assert [(w["job"], w["state"]) for w in listed["watches"]] == [(started["job"], "watching")]
+        assert listed["watches"] == [f"{started['job']} docs docs"]
 
         (folder / "guide" / "fresh.md").write_text("hotelgiraffe appears while watched", encoding="utf-8")
         await wait_for(client, "hotelgiraffe", ["guide/fresh.md"])
