@@ -22,16 +22,16 @@ from diver.engine import Engine  # noqa: E402
 from diver.server.app import build_server  # noqa: E402
 
 
-def settings_for(tmp_path: Path) -> Any:
+def settings_for(tmp_path: Path, **server: Any) -> Any:
     return load_settings(
         data_dir=tmp_path / "data", embedding={"provider": "hashing"}, llm={"cache": False},
-        server={"allowed_roots": [tmp_path / "roots"], "watch_debounce_ms": 200},
+        server={"allowed_roots": [tmp_path / "roots"], "watch_debounce_ms": 200, **server},
     )  # fmt: skip
 
 
 @asynccontextmanager
-async def client_with(tmp_path: Path, embedder: Any = None) -> AsyncIterator[Client]:
-    with Engine(settings_for(tmp_path), embedder=embedder) as engine:
+async def client_with(tmp_path: Path, embedder: Any = None, **server: Any) -> AsyncIterator[Client]:
+    with Engine(settings_for(tmp_path, **server), embedder=embedder) as engine:
         async with Client(build_server(engine=engine)) as client:
             yield client
 
@@ -140,3 +140,46 @@ async def test_watch_follows_real_file_changes_until_cancelled(tmp_path: Path) -
         (folder / "late.md").write_text("indiaibex after the watch stopped", encoding="utf-8")
         await anyio.sleep(1.0)
         assert await ids_for(client, "indiaibex") == []
+
+
+async def test_a_sync_job_cancels_between_batches_and_a_rerun_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import diver.server.write_tools as write_tools
+    from diver.server import state as server_state
+
+    monkeypatch.setattr(write_tools, "FOREGROUND_S", 0.0)
+    monkeypatch.setattr(server_state, "JOB_BATCH", 5)
+    folder = make_folder(tmp_path)
+    async with client_with(tmp_path) as client:
+        await call(client, "index_path", collection="docs", path="docs", wait=True)
+        for i in range(600):
+            (folder / "more" / f"m{i:03d}.md").parent.mkdir(exist_ok=True)
+            (folder / "more" / f"m{i:03d}.md").write_text(f"more {i} juliettapir{i}", encoding="utf-8")
+        (folder / "gone.txt").unlink()
+        started = await call(client, "index_path", collection="docs", path="docs")
+        final = await call(client, "cancel_index", job=started["job"])
+        assert final["state"] == "cancelled" and final["added"] < 600 and final["removed"] == 0
+        assert (final["documents_done"] - final["unchanged"]) % 5 == 0  # whole batches only
+        again = await call(client, "index_path", collection="docs", path="docs", wait=True)
+        assert again["added"] == 600 - final["added"] and again["removed"] == 1
+        listed = await call(client, "list_collections")
+        assert listed["collections"][0]["documents"] == len(files_of(folder))
+
+
+async def test_watch_limits(tmp_path: Path) -> None:
+    make_folder(tmp_path)
+    (tmp_path / "roots" / "second").mkdir()
+    (tmp_path / "roots" / "second" / "s.md").write_text("second folder", encoding="utf-8")
+    async with client_with(tmp_path, max_watches=1) as client:
+        started = await call(client, "index_path", collection="docs", path="docs", wait=True, watch=True)
+        other = await client.call_tool("index_path", {"collection": "other", "path": "second", "watch": True})
+        assert other.is_error and "server.max_watches" in other.content[0].text
+        twice = await client.call_tool("index_path", {"collection": "docs", "path": "docs", "watch": True})
+        assert twice.is_error and f"already by job {started['job']}" in twice.content[0].text
+        one_file = await client.call_tool("index_path", {"collection": "docs", "path": "docs/gone.txt", "watch": True})
+        assert one_file.is_error and "only a folder can be watched" in one_file.content[0].text
+        both = await client.call_tool("index_path", {"collection": "docs", "path": "docs", "watch": True,
+                                                     "dry_run": True})  # fmt: skip
+        assert both.is_error and "exclude each other" in both.content[0].text
+        await call(client, "cancel_index", job=started["job"])

@@ -111,8 +111,10 @@ class JobManager:
     def start_watch(self, collection: str, path: str, reader: ScopedReader, folder: Path, debounce_ms: int,
                     max_watches: int) -> IndexJob:  # fmt: skip
         """Sync ``folder`` now, then after every debounced batch of changes, until cancelled."""
-        with self._guard:
-            watching = [j for j in self._jobs.values() if j.watch and not j.done_event.is_set()]
+        watching = self.watches()
+        same = [j.id for j in watching if (j.collection, j.path) == (collection, path)]
+        if same:
+            raise InputError(f"{path!r} is watched into {collection!r} already by job {same[0]}")
         if len(watching) >= max_watches:
             raise InputError(f"{len(watching)} folders are watched already (server.max_watches); stop one "
                              "with cancel_index(job)")  # fmt: skip

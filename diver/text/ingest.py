@@ -117,12 +117,11 @@ def read_documents(
 @dataclass
 class FolderRead:
     """What one read of a folder found: the documents (metadata ``path`` = relative path, ``root`` = the
-    folder's real path), the relative paths of every supported file seen (read or not), those that could
-    not be read, and the skips with reasons. ``scope``: the relative paths a partial read was limited to."""
+    folder's real path), the relative paths of the files that could not be read, and the skips with
+    reasons. ``scope``: the relative paths a partial read was limited to."""
 
     root: Path
     documents: list[Document] = field(default_factory=list)
-    paths: set[str] = field(default_factory=set)
     unreadable: set[str] = field(default_factory=set)
     skipped: list[str] = field(default_factory=list)
     scope: frozenset[str] | None = None
@@ -152,7 +151,6 @@ def read_folder(
     else:
         files = [(file, rel) for file, rel in files if in_scope(rel, out.scope)]
     for file, rel in files:
-        out.paths.add(rel)
         doc = _read_text_file(file, rel, max_bytes, out.skipped, allowed)
         if doc is None:
             out.unreadable.add(rel)
