@@ -127,7 +127,7 @@ class JobOutput(BaseModel):
     collection: str
     path: str
     state: str = Field(description="running, done, failed, cancelled; a watch: watching, stopped.")
-    files: int = Field(description="Documents read from the path.")
+    files: int = Field(description="Documents read from the path (a sync: plus deletions).")
     documents_done: int
     added: int
     replaced: int

@@ -199,3 +199,15 @@ def test_a_retried_move_changes_nothing_more(tmp_path: Path, folder: Path) -> No
         report = col.move([("gone.txt", moved)])  # the engine client retries a call whose reply was lost
         assert report.unchanged == 1 and embedder.embedded == []
         assert bm25_ids(col, "deltapangolin") == ["moved.txt"]
+
+
+def test_the_scope_of_a_batch_of_changes(tmp_path: Path, folder: Path) -> None:
+    from diver.index.watch import scope_of
+
+    changed = [folder / "guide/setup.md", folder / "gone-already.md", folder / ".obsidian/workspace.json",
+               folder / "node_modules/x/readme.md"]  # fmt: skip
+    assert scope_of(folder, map(str, changed)) == frozenset({"guide/setup.md", "gone-already.md"})
+    assert scope_of(folder, [str(folder / ".obsidian/workspace.json")]) == frozenset()  # nothing to sync
+    assert scope_of(folder, [str(folder / "guide")]) is None  # a folder: look at everything
+    assert scope_of(folder, [str(folder / "sub/.gitignore")]) is None  # the rules changed
+    assert scope_of(folder, [str(tmp_path / "elsewhere.md")]) is None

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from diver.text.walk import IGNORE_FILES
+from diver.text.walk import IGNORE_FILES, never_walked
 
 log = logging.getLogger(__name__)
 DEFAULT_DEBOUNCE_MS = 1600
@@ -23,7 +23,8 @@ STOP_POLL_MS = 500
 
 
 def scope_of(folder: Path, changed: Iterable[str]) -> frozenset[str] | None:
-    """Relative posix paths of the changed files, or None when the next sync must look at everything."""
+    """Relative posix paths of the changed files, or None when the next sync must look at everything.
+    Changes in hidden or default-skipped places are dropped (an empty scope: nothing to sync)."""
     scope = set()
     for raw in changed:
         path = Path(os.path.realpath(raw)) if os.path.lexists(raw) else Path(raw)
@@ -33,7 +34,8 @@ def scope_of(folder: Path, changed: Iterable[str]) -> frozenset[str] | None:
             return None
         if rel in ("", ".") or path.name in IGNORE_FILES or path.is_dir():
             return None
-        scope.add(rel)
+        if not never_walked(rel):
+            scope.add(rel)
     return frozenset(scope)
 
 
@@ -61,8 +63,8 @@ def watch_changes(
             if on_ready is not None:
                 on_ready()  # covers whatever this first batch held: it reads everything
             continue
-        if not changes:
+        scope = scope_of(folder, (path for _, path in changes)) if changes else frozenset()
+        if scope is not None and not scope:
             continue
-        scope = scope_of(folder, (path for _, path in changes))
         log.info("changes under %s: %s", folder, "all" if scope is None else len(scope))
         yield scope

@@ -183,6 +183,11 @@ def _under_any(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
+def never_walked(rel: str) -> bool:
+    """``rel`` lies in a hidden or default-skipped place whatever the rules (a watcher drops such changes)."""
+    return any(part.startswith(".") or part in SKIPPED_FOLDERS for part in rel.split("/"))
+
+
 def in_scope(rel: str, scope: frozenset[str]) -> bool:
     """``rel`` or one of its folders is in ``scope`` (a deleted folder arrives as one changed path)."""
     parts = rel.split("/")
