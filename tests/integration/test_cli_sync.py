@@ -83,10 +83,11 @@ def test_index_dry_run_then_sync_then_watch(tmp_path: Path, folder: Path) -> Non
                 assert time.monotonic() < deadline, "the watch did not index the new file"
                 time.sleep(0.2)
             assert search("stillexcluded", env) == []
+            assert watcher.stdout.readline().startswith("docs: 1 added, 0 replaced")  # printed after the commit
         finally:
             watcher.send_signal(signal.SIGINT)
             out, err = watcher.communicate(timeout=30)
         assert watcher.returncode == 0, err
-        assert "docs: 1 added" in out and out.rstrip().endswith("stopped")
+        assert out.rstrip().endswith("stopped")
     finally:
         run(["engine", "stop"], env)
