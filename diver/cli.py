@@ -79,6 +79,8 @@ def index(
         typer.echo(f"  duplicate id (last one kept): {dup}", err=True)
     for reason in result["skipped"]:
         typer.echo(f"  skipped: {reason}", err=True)
+    for note in result.get("notes") or []:
+        typer.echo(f"note: {note}", err=True)
 
 
 @app.command()

@@ -211,3 +211,15 @@ def test_the_scope_of_a_batch_of_changes(tmp_path: Path, folder: Path) -> None:
     assert scope_of(folder, [str(folder / "guide")]) is None  # a folder: look at everything
     assert scope_of(folder, [str(folder / "sub/.gitignore")]) is None  # the rules changed
     assert scope_of(folder, [str(tmp_path / "elsewhere.md")]) is None
+
+
+def test_a_file_taking_over_an_id_from_elsewhere_is_said(tmp_path: Path, folder: Path) -> None:
+    """Ids are relative paths: a document with the same id from the API (or another folder, or an index made
+    before folder sync) is replaced, and the sync says so."""
+    with Engine(make_settings(tmp_path)) as engine:
+        col = engine.collection("docs", create=True)
+        col.upsert([make_document("gone.txt", "the API's own gone.txt")])
+        progress = sync(col, folder)
+        assert progress.taken_over == 1 and progress.added == BULK + 5
+        assert "1 files replaced documents with the same id that came from elsewhere" in progress.notes()[0]
+        assert sync(col, folder).notes() == []

@@ -271,7 +271,10 @@ class JobManager:
             if on_progress is not None:
                 on_progress(job)
 
-        apply_sync(target, plan, self.batch_size, counted, job.cancel_event)
+        progress = apply_sync(target, plan, self.batch_size, counted, job.cancel_event)
+        with job.lock:
+            for note in progress.notes():
+                job._error(f"note: {note}")
 
 
 def _folder(source: Source) -> FolderRead:

@@ -181,10 +181,22 @@ class SyncProgress:
     moved: int = 0
     removed: int = 0
     chunks: int = 0
+    taken_over: int = 0
     duplicate_ids: list[str] = field(default_factory=list)
 
-    def count(self, report: IndexReport, documents: int, removed: int = 0, moved: int = 0) -> None:
-        """Count a committed batch of ``documents`` in: its report (a move's counts as ``moved``)."""
+    def notes(self) -> list[str]:
+        """What a caller should know beyond the counts."""
+        if not self.taken_over:
+            return []
+        return [f"{self.taken_over} files replaced documents with the same id that came from elsewhere (another "
+                "folder, a .jsonl, index_documents, or an index made before folder sync): ids are relative paths, "
+                "so index folders whose paths overlap into separate collections"]  # fmt: skip
+
+    def count(self, report: IndexReport, documents: int, removed: int = 0, moved: int = 0,
+              taken: bool = False) -> None:  # fmt: skip
+        """Count a committed batch of ``documents`` in: its report (a move's counts as ``moved``; ``taken``: new
+        files, whose ``replaced`` documents had the same id but came from elsewhere)."""
+        self.taken_over += report.replaced if taken else 0
         self.documents_done += documents
         self.moved += moved
         self.removed += removed
@@ -207,7 +219,8 @@ def apply_sync(
     progress = SyncProgress(documents_done=plan.unchanged, unchanged=plan.unchanged)
     steps: list[tuple[Sequence[Any], Callable[[list[Any]], None]]] = [
         (plan.move, lambda part: progress.count(target.move(part), len(part), moved=len(part))),
-        (plan.add + plan.update, lambda part: progress.count(target.upsert(part), len(part))),
+        (plan.add, lambda part: progress.count(target.upsert(part), len(part), taken=True)),
+        (plan.update, lambda part: progress.count(target.upsert(part), len(part))),
         (plan.delete, lambda part: progress.count(IndexReport(collection=""), len(part), target.delete(part))),
     ]
     if on_batch is not None:

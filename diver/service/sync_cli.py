@@ -54,6 +54,7 @@ def sync_folder(engine: Any, collection: str, folder: FolderRead, dry_run: bool,
     finally:
         if bar is not None:
             bar.close()
+    out["notes"] = progress.notes()
     return {**out, **_counts(progress), "seconds": round(time.perf_counter() - started, 3)}
 
 
