@@ -32,43 +32,80 @@ def _open_engine() -> Any:
     return open_configured_engine(_settings())
 
 
+Globs = Annotated[list[str] | None, typer.Option(help="Gitignore-style glob (repeatable).")]
+
+
 @app.command()
 def index(
     collection: Annotated[str, typer.Argument(help="Collection name (created if missing).")],
     path: Annotated[
         Path,
-        typer.Argument(
-            help="A folder of .txt/.md files, or a .jsonl file (fields: id, text, optional metadata)."
-        ),
+        typer.Argument(help="A folder (synced), a .txt/.md file, or a .jsonl file (fields: id, text, metadata)."),
     ],
+    include: Globs = None,
+    exclude: Globs = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would change.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Index documents (resumable: re-running skips what is already indexed and unchanged)."""
-    from diver.text.ingest import read_documents
+    """Index documents. A folder is synced: changed files re-indexed, unchanged skipped, deleted files
+    removed, renamed files moved (.gitignore, hidden folders, node_modules skipped). Resumable."""
+    from diver.service import open_engine
+    from diver.service.sync_cli import read, summary, sync_folder
+    from diver.text.ingest import FolderRead
 
     try:
         settings = _settings()
-        documents, skipped = read_documents(path, max_bytes=settings.limits.max_document_bytes)
-        from diver.service import open_engine
-
+        source = read(settings, path, include, exclude)
+        if dry_run and not isinstance(source, FolderRead):
+            raise InputError("--dry-run applies to a folder")
         with open_engine(settings) as engine:
-            report = engine.collection(collection, create=True).upsert(
-                documents, progress=True, total=len(documents)
-            )
-        report.skipped.extend(skipped)
+            if isinstance(source, FolderRead):
+                result = sync_folder(engine, collection, source, dry_run, settings.store.write_batch_size)
+            else:
+                documents, skipped = source
+                report = engine.collection(collection, create=True).upsert(
+                    documents, progress=True, total=len(documents)
+                )
+                result = {**report.model_dump(), "moved": 0, "removed": 0, "skipped": report.skipped + skipped}
     except DiverError as exc:
         fail(exc)
     if json_out:
-        typer.echo(report.model_dump_json(indent=2))
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
-    typer.echo(
-        f"{collection}: {report.added} added, {report.replaced} replaced, {report.unchanged} unchanged, "
-        f"{report.chunks} chunks embedded in {report.seconds:.1f}s"
-    )
-    for dup in report.duplicate_ids:
+    for change in result.get("changes") or []:
+        typer.echo(f"  {change}")
+    typer.echo(("dry run, nothing written. " if dry_run else "") + summary(result))
+    for dup in result["duplicate_ids"]:
         typer.echo(f"  duplicate id (last one kept): {dup}", err=True)
-    for reason in report.skipped:
+    for reason in result["skipped"]:
         typer.echo(f"  skipped: {reason}", err=True)
+    for note in result.get("notes") or []:
+        typer.echo(f"note: {note}", err=True)
+
+
+@app.command()
+def watch(
+    collection: Annotated[str, typer.Argument(help="Collection name (created if missing).")],
+    folder: Annotated[Path, typer.Argument(help="The folder to keep the collection in sync with.")],
+    include: Globs = None,
+    exclude: Globs = None,
+    debounce_ms: Annotated[
+        int | None, typer.Option("--debounce-ms", help="Sync once changes pause this long (default: config).")
+    ] = None,
+) -> None:
+    """Sync a folder now, then again whenever its files change (debounced), until Ctrl-C."""
+    from diver.service import open_engine
+    from diver.service.sync_cli import watch as watch_folder
+
+    try:
+        settings = _settings()
+        with open_engine(settings) as engine:
+            watch_folder(engine, settings, collection, folder, include, exclude,
+                         debounce_ms or settings.server.watch_debounce_ms, typer.echo)  # fmt: skip
+    except DiverError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("stopped")
 
 
 @app.command()

@@ -27,7 +27,8 @@ GUIDE = """\
 - Then `get_document` for a hit's text, or `around_chunk=<hit.chunk>` for just that part.
 - `index_documents` adds {id, text, metadata} objects; `index_path` reads files under the server's
   allowed roots (a background job when large: `index_status`, `cancel_index`). Re-indexing the same id
-  replaces the document; unchanged documents cost nothing.
+  replaces the document; unchanged documents cost nothing. Re-running `index_path` on a folder syncs it
+  (deleted files removed, renamed ones moved); `watch=true` keeps it in sync until `cancel_index(job)`.
 """
 
 

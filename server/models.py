@@ -114,6 +114,9 @@ class IndexPathOutput(IndexOutput):
 
     done: bool = Field(description="False: still running as `job`; poll index_status(job).")
     job: str | None = Field(None, description="Background job id (index_status / cancel_index).")
+    moved: int = Field(0, description="Renamed files (vectors kept).")
+    removed: int = Field(0, description="Files gone from the folder.")
+    changes: list[str] | None = Field(None, description="dry_run: the changes.")
 
 
 class JobOutput(BaseModel):
@@ -122,12 +125,14 @@ class JobOutput(BaseModel):
     job: str
     collection: str
     path: str
-    state: str = Field(description="running, done, failed or cancelled.")
-    files: int = Field(description="Documents read from the path.")
+    state: str = Field(description="running, done, failed, cancelled; a watch: watching, stopped.")
+    files: int = Field(description="Documents read from the path (a sync: plus deletions).")
     documents_done: int
     added: int
     replaced: int
     unchanged: int
+    moved: int = 0
+    removed: int = 0
     chunks: int
     rate_docs_per_s: float
     eta_s: float | None = Field(description="Seconds left at the current rate (None when unknown).")
@@ -137,6 +142,9 @@ class JobOutput(BaseModel):
 
 class CollectionsOutput(BaseModel):
     collections: list[CollectionInfo]
+    watches: list[str] = Field(
+        default_factory=list, description="Watched folders: 'job collection path' (stop: cancel_index(job))."
+    )
 
 
 class ChunkOutput(BaseModel):

@@ -17,10 +17,9 @@ from diver.config import DiverSettings
 from diver.errors import MissingDependency, StateError, missing_dependency
 from diver.index.engine import Engine
 from diver.index.jobs import JobManager
+from diver.index.sync import Source, read_source
 from diver.llm.client import ChatFactory
 from diver.service import open_engine
-from diver.text.documents import Document
-from diver.text.ingest import read_documents
 
 log = logging.getLogger(__name__)
 JOB_BATCH = 64
@@ -50,14 +49,19 @@ class ServerState:
             raise missing_dependency(exc, "langgraph", "llm", "deep_search") from exc
         return arun_deep_search
 
-    def read_path(self, path: str) -> tuple[list[Document], list[str]]:
+    def read_path(self, path: str, include: list[str] | None = None, exclude: list[str] | None = None,
+                  scope: frozenset[str] | None = None) -> Source:  # fmt: skip
+        """A folder's ``FolderRead`` (synced; ``scope``: only these relative paths) or a file's documents."""
         limits = self.settings.limits
-        return read_documents(
+        return read_source(
             path,
             allowed_roots=[Path(p) for p in self.settings.server.allowed_roots],
             max_bytes=limits.max_document_bytes,
             max_metadata_bytes=limits.max_metadata_bytes,
             max_documents=self.settings.server.max_path_documents,
+            include=include,
+            exclude=exclude,
+            scope=scope,
         )
 
     def warm(self) -> None:

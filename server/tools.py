@@ -65,8 +65,10 @@ def register_tools(server: MCPServer, read_only: bool = False) -> None:
 
     @server.tool(annotations=READ_ONLY)
     async def list_collections(ctx: Context) -> CollectionsOutput:
-        """The searchable collections: document counts, embedding model."""
-        return CollectionsOutput(collections=await in_thread(state_of(ctx).engine.list_collections))
+        """The searchable collections: document counts, embedding model; running folder watches."""
+        state = state_of(ctx)
+        watches = [f"{job.id} {job.collection} {job.path}" for job in state.jobs.watches()]
+        return CollectionsOutput(collections=await in_thread(state.engine.list_collections), watches=watches)
 
     @server.tool(annotations=READ_ONLY)
     async def get_document(

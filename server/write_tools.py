@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -22,9 +23,11 @@ from diver.server.models import DeleteOutput, DocumentInput, IndexOutput, IndexP
 from diver.server.progress import ProgressReporter
 from diver.server.state import ServerState, state_of
 from diver.text.documents import Document, make_document
+from diver.text.ingest import confine_path
 
 Collection = Annotated[str, Field(description="Collection name (see list_collections).")]
 Job = Annotated[str, Field(description="Job id returned by index_path.")]
+Globs = Annotated[list[str] | None, Field(max_length=100, description="Folder: gitignore-style globs.")]
 WRITES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
@@ -85,7 +88,8 @@ def _path_output(job: IndexJob) -> IndexPathOutput:
     return IndexPathOutput(
         collection=job.collection, added=snap["added"], replaced=snap["replaced"], unchanged=snap["unchanged"],
         chunks=snap["chunks"], duplicate_ids=list(job.duplicate_ids), skipped=skipped, seconds=snap["elapsed_s"],
-        done=snap["state"] != "running", job=job.id,
+        done=snap["state"] != "running", job=job.id, moved=snap["moved"], removed=snap["removed"],
+        changes=job.changes,
     )  # fmt: skip
 
 
@@ -93,13 +97,28 @@ async def _follow(ctx: Context, job: IndexJob, until: float | None) -> None:
     """Report the job's progress until it ends or ``until`` (monotonic) passes."""
     last = -1
     count = 0
-    while not job.done_event.is_set() and (until is None or time.monotonic() < until):
+    while job.busy and (until is None or time.monotonic() < until):
         snap = job.snapshot()
         if snap["documents_done"] != last:
             last = snap["documents_done"]
             count += 1
             await ctx.report_progress(count, None, f"indexed {last}/{snap['files'] or '?'} documents")
         await anyio.sleep(POLL_S)
+
+
+def _start(state: ServerState, collection: str, path: str, include: list[str] | None, exclude: list[str] | None,
+           dry_run: bool, watch: bool) -> IndexJob:  # fmt: skip
+    """Start index_path's job: one sync (or plan), or a watch of a folder."""
+    if not watch:
+        return state.jobs.start(collection, path, lambda: state.read_path(path, include, exclude), dry_run=dry_run)
+    if dry_run:
+        raise InputError("dry_run and watch exclude each other")
+    server = state.settings.server
+    folder = confine_path(path, [Path(p) for p in server.allowed_roots])
+    if not folder.is_dir():
+        raise InputError(f"only a folder can be watched; {path!r} is a file")
+    reader = lambda scope: state.read_path(path, include, exclude, scope)  # noqa: E731
+    return state.jobs.start_watch(collection, path, reader, folder, server.watch_debounce_ms, server.max_watches)
 
 
 # Over 60 lines: the MCP tools are declared inside (each one is its own short function).
@@ -125,24 +144,29 @@ def register_write_tools(server: MCPServer) -> None:
         collection: Annotated[str, Field(description="Collection name; created if missing.")],
         path: Annotated[
             str,
-            Field(description="A folder of .txt/.md files, one such file, or a .jsonl with {id, text, metadata} "
-                  "per line; under the server's allowed roots."),
+            Field(description="A folder, one .txt/.md file, or a .jsonl with {id, text, metadata} per line; "
+                  "under the server's allowed roots."),
         ],  # fmt: skip
         ctx: Context,
         wait: Annotated[bool, Field(description="Wait until done (progress notifications meanwhile).")] = False,
+        include: Globs = None,
+        exclude: Globs = None,
+        dry_run: Annotated[bool, Field(description="Only list the changes.")] = False,
+        watch: Annotated[bool, Field(description="Then keep the folder in sync until cancel_index(job).")] = False,
     ) -> IndexPathOutput:
         """Index files from the server's disk (only under its configured allowed roots).
 
-        Returns the result when it finishes within a few seconds; otherwise `done: false` and a `job` id at
-        once, and indexing goes on in the background: poll index_status(job), stop with cancel_index(job)
-        (committed batches stay searchable). Folder files get their relative path as id. Skipped files are
-        listed with the reason."""
+        A folder is synced (changed files re-indexed, deleted ones removed, renamed ones moved; .gitignore,
+        hidden folders, node_modules skipped); its files get their relative path as id. Returns the result
+        when it finishes within a few seconds; otherwise `done: false` and a `job` id at once, and indexing
+        goes on in the background: poll index_status(job), stop with cancel_index(job) (committed batches
+        stay searchable). Skipped files are listed with the reason."""
         state = state_of(ctx)
         try:
             validate_collection_name(collection, state.settings.limits.max_collection_name)
+            job = _start(state, collection, path, include, exclude, dry_run, watch)
         except DiverError as exc:
             raise to_mcp_error(exc) from exc
-        job = state.jobs.start(collection, path, lambda: state.read_path(path))
         await _follow(ctx, job, None if wait else time.monotonic() + FOREGROUND_S)
         return _path_output(job)
 

@@ -31,12 +31,12 @@ def root(tmp_path: Path) -> Path:
 def test_folder_reads_text_files_and_reports_skips(root: Path) -> None:
     docs, skipped = read_documents(root, allowed_roots=[root], max_bytes=LIMIT)
     assert [d.id for d in docs] == ["a.txt", "sub/b.md"]
-    assert docs[0].text.startswith("Alpha theorem") and docs[0].metadata == {"path": "a.txt"}
+    assert docs[0].text.startswith("Alpha theorem") and docs[0].metadata == {"path": "a.txt", "root": str(root)}
     joined = "\n".join(skipped)
     assert "binary.txt: binary file" in joined
     assert "latin1.txt: not UTF-8" in joined
     assert "empty.md:" in joined and "empty" in joined
-    assert "image.png: not a .txt or .md file" in joined
+    assert "1 file *.png: unsupported type" in joined
     assert ".hidden" not in joined
 
 

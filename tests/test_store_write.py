@@ -101,7 +101,7 @@ def test_a_crashed_batch_s_stray_vectors_never_survive_under_the_same_keys(tmp_p
         real_embed = eng.embedder.embed_documents
         monkeypatch.setattr(eng.embedder, "embed_documents", lambda texts: -np.asarray(real_embed(texts)))
 
-        def failing_commit(prepared):
+        def failing_commit(prepared, remove=()):
             raise OSError("disk full")
 
         monkeypatch.setattr(col.catalog, "commit", failing_commit)

@@ -29,6 +29,12 @@ class ServerSettings(Section):
     max_path_documents: int = Field(
         100_000, ge=1, description="index_path refuses a folder or .jsonl holding more documents than this."
     )
+    max_watches: int = Field(
+        8, ge=0, le=256, description="Folders index_path(watch=true) may keep in sync at once (0 = no watching)."
+    )
+    watch_debounce_ms: int = Field(
+        1600, ge=50, le=600_000, description="A watched folder is synced once changes pause this long."
+    )
     read_only: bool = Field(
         False, description="Register no write tools (index_*, cancel_index, delete_documents): search only."
     )

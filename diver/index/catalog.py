@@ -236,15 +236,32 @@ class Catalog:
     def all_keys(self) -> set[str]:
         return {row[0] for row in self._reader().execute("SELECT key FROM chunks")}
 
+    def folder_documents(self, root: str) -> dict[str, tuple[str, str | None]]:
+        """Id -> (hash, metadata ``path``) of the documents read from the folder ``root`` (metadata ``root``)."""
+        sql = (
+            "SELECT id, hash, json_extract(metadata, '$.path') FROM documents "
+            "WHERE json_extract(metadata, '$.root') = ?"
+        )
+        return {i: (h, p if isinstance(p, str) else None) for i, h, p in self._reader().execute(sql, (root,))}
+
+    def chunk_keys_by_span(self, doc_id: str) -> tuple[str | None, dict[tuple[int, int], str]]:
+        """A document's text (None when absent) and its chunk keys by (start, end) span."""
+        with self.snapshot() as db:
+            row = db.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            rows = db.execute('SELECT key, start, "end" FROM chunks WHERE doc_id = ?', (doc_id,)).fetchall()
+        return (row[0] if row else None), {(int(a), int(b)): k for k, a, b in rows}
+
     # -- writes -----------------------------------------------------------------------------------
     def log_pending(self, keys: Sequence[str]) -> None:
         with self._write() as db:
             db.executemany("INSERT OR IGNORE INTO pending (key) VALUES (?)", [(k,) for k in keys])
 
-    def commit(self, prepared: Sequence[PreparedDocument]) -> tuple[int, int]:
-        """Make a batch visible atomically. Returns (added, replaced)."""
+    def commit(self, prepared: Sequence[PreparedDocument], remove: Sequence[str] = ()) -> tuple[int, int]:
+        """Make a batch visible atomically, deleting the documents ``remove`` in the same transaction (a
+        move: the new id appears as the old one goes). Returns (added, replaced)."""
         added = replaced = 0
         with self._write() as db:
+            self._delete_rows(db, [doc_id for doc_id in remove if doc_id not in {p.document.id for p in prepared}])
             for item in prepared:
                 doc = item.document
                 old = db.execute("SELECT hash FROM documents WHERE id = ?", (doc.id,)).fetchone()
@@ -281,16 +298,18 @@ class Catalog:
         return added, replaced
 
     def delete(self, ids: Sequence[str]) -> int:
-        deleted = 0
         with self._write() as db:
-            for doc_id in ids:
-                db.execute(
-                    "INSERT OR IGNORE INTO orphans (key) SELECT key FROM chunks WHERE doc_id = ?", (doc_id,)
-                )
-                db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
-                deleted += db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount
+            deleted = self._delete_rows(db, ids)
             if deleted:
                 self._bump(db)
+        return deleted
+
+    def _delete_rows(self, db: sqlite3.Connection, ids: Sequence[str]) -> int:
+        deleted = 0
+        for doc_id in ids:
+            db.execute("INSERT OR IGNORE INTO orphans (key) SELECT key FROM chunks WHERE doc_id = ?", (doc_id,))
+            db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            deleted += db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount
         return deleted
 
     def _bump(self, db: sqlite3.Connection) -> None:

@@ -19,6 +19,7 @@ from diver.index.dense.search import Allowed, DensePlanner
 from diver.index.filters import compile_filter, source_of
 from diver.index.host import CollectionHost
 from diver.index.lexical.view import LexicalView, LexicalViews
+from diver.index.moves import chunk_vectors, reusable_vectors
 from diver.index.stores.base import VectorStore
 from diver.index.upserts import ProgressCallback, UpsertRun, document_batches
 from diver.text.documents import Document, chunk_document, content_hash
@@ -104,37 +105,76 @@ class Collection:
             run.close()
         return run.finish()
 
+    def _prepare(self, doc: Document, embedder: Any, digest: str | None = None) -> PreparedDocument:
+        budget, overlap = int(self.meta["chunk_tokens"]), float(self.meta["chunk_overlap"])
+        return PreparedDocument(doc, digest or content_hash(doc), chunk_document(doc, embedder.spanner, budget, overlap))
+
     def _write_batch(self, docs: list[Document], embedder: Any, report: IndexReport) -> None:
         existing = self.catalog.hashes([d.id for d in docs])
         prepared: list[PreparedDocument] = []
-        budget, overlap = int(self.meta["chunk_tokens"]), float(self.meta["chunk_overlap"])
         for doc in docs:
             digest = content_hash(doc)
             if existing.get(doc.id) == digest:
                 report.unchanged += 1
                 continue
-            prepared.append(
-                PreparedDocument(doc, digest, chunk_document(doc, embedder.spanner, budget, overlap))
-            )
-        if not prepared:
-            return
+            prepared.append(self._prepare(doc, embedder, digest))
+        if prepared:
+            self._write_prepared(prepared, chunk_vectors(prepared, embedder, {}, int(self.meta["dimensions"])), report)
+
+    def _write_prepared(self, prepared: list[PreparedDocument], vectors: Any, report: IndexReport,
+                        remove: Sequence[str] = ()) -> None:  # fmt: skip
         keys = [k for p in prepared for k in p.keys]
-        vectors = embedder.embed_documents([c.text for p in prepared for c in p.chunks])
-        if vectors.shape != (len(keys), self.meta["dimensions"]):
-            raise EmbedderMismatch(
-                f"embedder returned {vectors.shape}, expected ({len(keys)}, {self.meta['dimensions']})"
-            )
         self.catalog.log_pending(keys)  # intent first: a crash after this leaves strays we can find
         with self._store_write():
             # ``add``, not ``upsert`` (cheaper where a backend has an insert path): a chunk key derives from the
             # document's id and content, and every stray key (a replaced document's, a crashed batch's) left
             # the store in ``_reconcile`` before this batch, so these keys are new to it.
             self.store.add(keys, vectors)
-            added, replaced = self.catalog.commit(prepared)
+            added, replaced = self.catalog.commit(prepared, remove)
         report.added += added
         report.replaced += replaced
         report.chunks += len(keys)
         self._reconcile()
+
+    def move(self, moves: Sequence[tuple[str, Document]]) -> IndexReport:
+        """Replace each old id by a document with the same text under a new id (a renamed file), atomically
+        per batch. The vectors of chunks whose span and text are unchanged are copied, not embedded again
+        (``report.chunks`` counts only the embedded ones); an old id that is gone is a plain add."""
+        embedder = self._embedder()
+        run = UpsertRun(self.name, len(moves))
+        try:
+            with self._write_lock, self._write_call():
+                self._reconcile()
+                size = self.engine.settings.store.write_batch_size
+                for start in range(0, len(moves), size):
+                    self._move_batch(list(moves[start : start + size]), embedder, run.report)
+                    run.advance(len(moves[start : start + size]))
+        finally:
+            run.close()
+        return run.finish()
+
+    def _move_batch(self, moves: list[tuple[str, Document]], embedder: Any, report: IndexReport) -> None:
+        existing = self.catalog.hashes([doc.id for _, doc in moves])
+        prepared, reuse = [], {}
+        for old_id, doc in moves:
+            item = self._prepare(doc, embedder)
+            if existing.get(doc.id) == item.hash:  # moved already (a retried call): only the old id goes
+                report.unchanged += 1
+                continue
+            prepared.append(item)
+            reuse.update(reusable_vectors(self.catalog, self.store, old_id, item))
+        if not prepared:
+            self.catalog.delete([old_id for old_id, _ in moves])
+            self._reconcile()
+            return
+        vectors = chunk_vectors(prepared, embedder, reuse, int(self.meta["dimensions"]))
+        before = report.chunks
+        self._write_prepared(prepared, vectors, report, [old_id for old_id, _ in moves])
+        report.chunks = before + sum(1 for p in prepared for k in p.keys if k not in reuse)
+
+    def folder_documents(self, root: str) -> dict[str, tuple[str, str | None]]:
+        """Id -> (content hash, relative path) of the documents read from the folder ``root``."""
+        return self.catalog.folder_documents(root)
 
     def delete(self, ids: Sequence[str]) -> int:
         with self._write_lock, self._write_call():

@@ -259,6 +259,19 @@ class RemoteCollection:
     def delete(self, ids: Sequence[str]) -> int:
         return int(self._call("delete", ids=list(ids)))
 
+    def move(self, moves: Sequence[tuple[str, Document]]) -> IndexReport:
+        """Renamed documents (same text, new id): their vectors are copied by the engine, not re-embedded."""
+        run = UpsertRun(self.name, len(moves))
+        size = self.engine.settings.store.write_batch_size
+        for start in range(0, len(moves), size):
+            part = [[old, doc.model_dump()] for old, doc in moves[start : start + size]]
+            run.add(IndexReport.model_validate(self._call("move", moves=part)))
+        return run.finish()
+
+    def folder_documents(self, root: str) -> dict[str, tuple[str, str | None]]:
+        rows = self._call("folder_documents", root=root)
+        return {i: (str(h), p if isinstance(p, str) else None) for i, (h, p) in rows.items()}
+
     def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid", where: dict[str, Any] | None = None,
                source: str | None = None) -> SearchResult:  # fmt: skip
         return self.search_many([query], k=k, mode=mode, where=where, source=source)[0]

@@ -253,6 +253,13 @@ class EngineService:
         docs = [Document.model_validate(d) for d in documents]
         return self.engine.collection(collection, create=True).upsert(docs).model_dump(mode="json")
 
+    def op_move(self, conn: socket.socket, collection: str, moves: list[list[Any]]) -> dict[str, Any]:
+        pairs = [(str(old), Document.model_validate(doc)) for old, doc in moves]
+        return self.engine.collection(collection).move(pairs).model_dump(mode="json")
+
+    def op_folder_documents(self, conn: socket.socket, collection: str, root: str) -> dict[str, list[Any]]:
+        return {i: list(v) for i, v in self.engine.collection(collection).folder_documents(root).items()}
+
     def op_delete(self, conn: socket.socket, collection: str, ids: list[str]) -> int:
         return self.engine.collection(collection).delete(ids)
 

@@ -1,4 +1,4 @@
-"""Reading documents from files: a folder of .txt/.md files, one such file, or a .jsonl of {id, text, metadata}.
+"""Reading documents from files: a folder (walked by ``diver.text.walk``), one .txt/.md file, or a .jsonl of {id, text, metadata}.
 
 Used by the CLI (``diver index``) and the MCP server (``index_path``). Nothing here imports an adapter.
 Paths can be confined to allowed roots: ``..`` is refused, the real path (symlinks resolved) must lie
@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from diver.errors import InputError, PathNotAllowed
 from diver.text.documents import Document, make_document
+from diver.text.walk import FolderFilter, extension, in_scope, walk_folder
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
@@ -83,23 +85,22 @@ def read_documents(
     max_bytes: int,
     max_metadata_bytes: int | None = None,
     max_documents: int | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> tuple[list[Document], list[str]]:
     """Documents from a folder of .txt/.md files (ids = relative paths), one .txt/.md file, or a .jsonl.
 
-    Returns (documents, skipped), each skip as ``"<where>: <reason>"``. Raises ``PathNotAllowed`` for a
-    path outside ``allowed_roots`` and ``InputError`` for an unsupported file or too many documents.
+    A folder is walked by ``diver.text.walk`` (.gitignore/.ignore, default skips, ``include``/``exclude``
+    globs). Returns (documents, skipped), each skip as ``"<where>: <reason>"``. Raises ``PathNotAllowed`` for
+    a path outside ``allowed_roots`` and ``InputError`` for an unsupported file or too many documents.
     """
     real = confine_path(path, allowed_roots)
     skipped: list[str] = []
     documents: list[Document] = []
     confined = None if allowed_roots is None else [_real(Path(r).expanduser()) for r in allowed_roots]
     if real.is_dir():
-        roots = [real] if confined is None else confined
-        for file in _walk(real, roots, skipped):
-            doc = _read_text_file(file, file.relative_to(real).as_posix(), max_bytes, skipped, roots)
-            if doc is not None:
-                documents.append(doc)
-                _check_count(len(documents), max_documents, path)
+        folder = read_folder(real, confined, max_bytes, max_documents, FolderFilter.of(include, exclude))
+        documents, skipped = folder.documents, folder.skipped
     elif real.suffix.lower() in JSONL_SUFFIXES:
         documents = _read_jsonl(real, max_bytes, max_metadata_bytes, max_documents, skipped, confined)
     elif real.suffix.lower() in TEXT_SUFFIXES:
@@ -113,6 +114,56 @@ def read_documents(
     return documents, _cap(skipped)
 
 
+@dataclass
+class FolderRead:
+    """What one read of a folder found: the documents (metadata ``path`` = relative path, ``root`` = the
+    folder's real path), the relative paths of the files that could not be read, and the skips with
+    reasons. ``scope``: the relative paths a partial read was limited to."""
+
+    root: Path
+    documents: list[Document] = field(default_factory=list)
+    unreadable: set[str] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)
+    scope: frozenset[str] | None = None
+
+
+def supported_file(rel: str) -> bool:
+    """Whether a folder's file (relative path) is read as a document."""
+    return extension(rel) in TEXT_SUFFIXES
+
+
+def read_folder(
+    folder: Path,
+    roots: Sequence[Path] | None,
+    max_bytes: int,
+    max_documents: int | None = None,
+    rules: FolderFilter | None = None,
+    scope: Collection[str] | None = None,
+) -> FolderRead:
+    """Read the supported files under ``folder`` (a real path, from ``confine_path``); with ``scope``, only
+    those at or under these relative paths (the walk is the same, only the reading is limited)."""
+    allowed = [folder] if roots is None else list(roots)
+    out = FolderRead(root=folder, scope=None if scope is None else frozenset(scope))
+    walked = walk_folder(folder, allowed, supported_file, rules, _contains_any)
+    files = walked.files
+    if out.scope is None:
+        out.skipped = walked.skipped + walked.unsupported_summary()
+    else:
+        files = [(file, rel) for file, rel in files if in_scope(rel, out.scope)]
+    for file, rel in files:
+        doc = _read_text_file(file, rel, max_bytes, out.skipped, allowed)
+        if doc is None:
+            out.unreadable.add(rel)
+            continue
+        out.documents.append(doc.model_copy(update={"metadata": {**doc.metadata, "root": str(folder)}}))
+        _check_count(len(out.documents), max_documents, folder)
+    return out
+
+
+def _contains_any(path: Path, roots: Sequence[Path]) -> bool:
+    return any(_contains(root, path) for root in roots)
+
+
 def _check_count(count: int, max_documents: int | None, path: str | Path) -> None:
     if max_documents is not None and count > max_documents:
         raise InputError(f"{str(path)!r} holds more than {max_documents} documents; index it in parts")
@@ -122,29 +173,6 @@ def _cap(skipped: list[str]) -> list[str]:
     if len(skipped) <= MAX_REPORTED_SKIPS:
         return skipped
     return skipped[:MAX_REPORTED_SKIPS] + [f"... and {len(skipped) - MAX_REPORTED_SKIPS} more skipped"]
-
-
-def _walk(folder: Path, roots: list[Path], skipped: list[str]) -> list[Path]:
-    """Text files under ``folder`` in sorted order; hidden entries ignored, symlinks must stay inside."""
-    found: list[Path] = []
-    for current, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        base = Path(current)
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            file = base / name
-            shown = file.relative_to(folder).as_posix()
-            if file.suffix.lower() not in TEXT_SUFFIXES:
-                skipped.append(f"{shown}: not a .txt or .md file")
-                continue
-            if file.is_symlink():
-                target = _real(file)
-                if not any(_contains(root, target) for root in roots):
-                    skipped.append(f"{shown}: symlink points outside the allowed roots")
-                    continue
-            found.append(file)
-    return found
 
 
 def _open_confined(file: Path, roots: Sequence[Path] | None) -> int:
