@@ -35,10 +35,19 @@ class EmbeddingSettings(Section):
     )
     query_prefix: str = Field(
         "",
-        description="Instruction prepended to queries, e.g. for Diver-Retriever: 'Instruct: Given a web "
-        "search query, retrieve relevant passages that answer the query\\nQuery:'.",
+        description="Instruction prepended to queries; set (non-empty) it overrides the model's own "
+        "'query' prompt. Empty = the model's prompt (see model_prompts).",
     )
-    document_prefix: str = Field("", description="Prefix prepended to documents before embedding.")
+    document_prefix: str = Field(
+        "", description="Prefix prepended to documents; set (non-empty) it overrides the model's 'document' prompt."
+    )
+    model_prompts: bool = Field(
+        True,
+        description="Use the model's own 'query'/'document' prompts (sentence-transformers "
+        "config_sentence_transformers.json 'prompts', e.g. Diver-Retriever's 'Instruct: Given a web search "
+        "query, ...\\nQuery:'); provider='openai': a preset by model family (Diver-Retriever, Qwen3-Embedding, "
+        "BGE-Reasoner-Embed, ReasonIR, e5; diver/index/dense/prompts.py). False = only the prefixes above.",
+    )
     tokenizer_workers: int = Field(
         0, ge=0, le=64, description="GPU path: threads tokenizing ahead of the GPU (0 = auto: min(4, cpus))."
     )
