@@ -20,7 +20,12 @@ class ModelSettings(Section):
     max_tokens_in_extra_body: bool = Field(
         False, description="Send max_tokens in extra_body (for servers that ignore max_completion_tokens)."
     )
-    context_window: int = Field(8192, ge=512, description="Prompt budget used to size listwise windows.")
+    context_window: int | None = Field(
+        None,
+        ge=512,
+        description="The model's context in tokens (sizes listwise windows and GroupRank's document cut). "
+        "None = read from the endpoint once (vLLM's /v1/models max_model_len), else 8192.",
+    )
     timeout_s: float = Field(60.0, gt=0, description="Seconds before one request is abandoned.")
     max_retries: int = Field(
         2, ge=0, le=10, description="Retries with exponential backoff on transient errors."
@@ -40,6 +45,16 @@ class ExpanderModelSettings(ModelSettings):
 class LLMSettings(Section):
     expander: ExpanderModelSettings = Field(default_factory=ExpanderModelSettings)
     reranker: ModelSettings = Field(default_factory=ModelSettings)
+    pointwise: ModelSettings = Field(
+        default_factory=ModelSettings,
+        description="The pointwise reranker's own model (DIVER used a local Qwen2.5-32B here); model unset = "
+        "the reranker model.",
+    )
+    listwise: ModelSettings = Field(
+        default_factory=ModelSettings,
+        description="The listwise reranker's own model (DIVER used gemini-2.5-flash here); model unset = "
+        "the reranker model.",
+    )
     concurrency: int = Field(8, ge=1, le=512, description="Max LLM requests in flight.")
     cache: bool = Field(True, description="Cache every successful completion on disk.")
 

@@ -157,16 +157,30 @@ class ChatLLM:
             self._model = model.bind(**self.sampling) if self.sampling else model
         return self._model
 
-    def with_sampling(self, temperature: float, **sampling: float) -> ChatLLM:
-        """A copy of this model (same endpoint, limiter, cache) that samples with these parameters."""
+    async def context_window(self) -> tuple[int, str]:
+        """(the model's context in tokens, its source): ``context_window`` when set, else what the endpoint
+        reports (vLLM ``/v1/models`` ``max_model_len``, asked once per process), else 8192."""
+        from diver.llm.context import context_window
+
+        return await asyncio.to_thread(context_window, self.settings)
+
+    def with_sampling(self, temperature: float | None = None, max_tokens: int | None = None,
+                      **sampling: float | None) -> ChatLLM:  # fmt: skip
+        """A copy of this model (same endpoint, limiter, cache) that samples with these parameters (None
+        keeps the model's own)."""
+        update: dict[str, Any] = {}
+        if temperature is not None:
+            update["temperature"] = temperature
+        if max_tokens is not None:
+            update["max_tokens"] = max_tokens
         clone = ChatLLM(
-            self.settings.model_copy(update={"temperature": temperature}),
+            self.settings.model_copy(update=update),
             role=self.role,
             concurrency=self.concurrency,
             cache=self._cache,
             factory=self._factory,
         )
-        clone.sampling = dict(sampling)
+        clone.sampling = {name: value for name, value in sampling.items() if value is not None}
         return clone
 
     def cache_key(self, messages: Sequence[Message], sample: int, n: int) -> str:
