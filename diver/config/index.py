@@ -169,6 +169,13 @@ class FusionSettings(Section):
         description="Dense weight in min-max fusion. DIVER used 0.7 for leetcode, pony, aops and the two "
         "theoremqa domains, 0.5 elsewhere; 'diver eval' applies those per domain unless this is set.",
     )
+    missing: Literal["zero", "reference"] = Field(
+        "zero",
+        description="Min-max: a document missing from one retriever's list scores 0 there and a constant list "
+        "1.0 ('zero'), or the reference's arithmetic ('reference', Retriever/merge_scores.py: the missing "
+        "document's raw 0 is min-max normalised, below 0 when that list's minimum is positive; a constant "
+        "list gives 0).",
+    )
     rrf_k: int = Field(60, ge=1, description="RRF constant.")
     candidates: int = Field(
         100, ge=1, le=10000, description="Documents taken from each retriever before fusion (at least k)."

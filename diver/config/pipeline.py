@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -59,6 +60,15 @@ class LLMSettings(Section):
     cache: bool = Field(True, description="Cache every successful completion on disk.")
 
 
+class PromptSettings(Section):
+    dir: Path | None = Field(
+        None,
+        description="A folder whose <name>.txt files replace the shipped prompts/ templates of that name "
+        "([system]/[user] sections, $placeholders), e.g. the reference's exact texts from your checkout of "
+        "it; checked when an LLM is built: every data placeholder of the template must be there, no other.",
+    )
+
+
 class ExpansionSettings(Section):
     rounds: int = Field(
         2, ge=0, le=6, description="Expansion rounds (DIVER: 2). Capped at 6 so the graph loop is bounded."
@@ -73,6 +83,15 @@ class ExpansionSettings(Section):
         ge=0,
         le=1,
         description="Stop early when top-10 overlap with the previous round is at least this.",
+    )
+    early_stop: bool = Field(
+        True,
+        description="Stop when the top-10 overlap reaches stop_overlap. False = run every round (the reference).",
+    )
+    refine_with: Literal["all", "last"] = Field(
+        "all",
+        description="What the refinement prompt shows of the previous round: 'all' its expansions, or 'last' "
+        "its last sample only (the reference: accumulated_query_expansions[topic_id][-1]).",
     )
     ask_sufficiency: bool = Field(False, description="Ask the LLM whether the current top documents suffice.")
     feedback_retrieval: Literal["dense", "hybrid"] = Field(

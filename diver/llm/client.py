@@ -309,7 +309,11 @@ def _scrub(message: str, secret: str | None) -> str:
 
 
 def build_llm(settings: DiverSettings, role: str, factory: ChatFactory | None = None) -> ChatLLM | None:
-    """The expander or reranker model of ``settings``, or None when that role has no model configured."""
+    """The expander or reranker model of ``settings``, or None when that role has no model configured.
+    Prompt templates come from ``prompts.dir`` first (checked here, once per folder)."""
+    from diver.llm.prompts import use_prompt_dir
+
+    use_prompt_dir(settings.prompts.dir)
     model_settings: ModelSettings = getattr(settings.llm, role)
     if not model_settings.model:
         return None

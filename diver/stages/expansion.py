@@ -106,7 +106,10 @@ async def expand_round(
     """Run expansion round ``round_no`` (>= 1) for the ORIGINAL ``query`` given last round's ``hits``."""
     ids = select_feedback(hits, seen, settings.feedback_k)
     passages = feedback_passages(ids, hits, get_text, settings.passage_tokens)
-    prior = "\n\n".join(p for p in previous if p.strip()) if round_no >= 2 else ""
+    kept = [p for p in previous if p.strip()]
+    if settings.refine_with == "last":
+        kept = kept[-1:]  # the reference: accumulated_query_expansions[topic_id][-1]
+    prior = "\n\n".join(kept) if round_no >= 2 else ""
     messages = build_expansion_messages(query, passages, prior or None)
     expansions: list[str] = []
     failures: list[str] = []
