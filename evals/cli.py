@@ -62,7 +62,9 @@ def register(app: typer.Typer) -> None:
         ),
         long: bool = typer.Option(False, "--long", help="BRIGHT long documents, qrels from gold_ids_long."),
         bright_source: str = typer.Option(
-            "hf", "--bright-source", help="hf | local:PATH | vendored (queries only)."
+            "hf", "--bright-source",
+            help="hf | local:PATH | vendored (queries only) | FOLDER: a copy in the hub's layout with its README.md, "
+            "read by datasets.load_dataset (python -m diver.datasets.bright_layout FOLDER builds one offline)."
         ),
         out: Path | None = typer.Option(
             None, "--out", "-o", help="Run directory (default runs/<benchmark>-<hash>)."
