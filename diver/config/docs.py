@@ -63,4 +63,4 @@ if __name__ == "__main__":
 
     from diver.config.profiles import render_table
 
-    sys.stdout.write(render_table() if sys.argv[1:] == ["profiles"] else render())
+    sys.stdout.write(render_table(DiverSettings) if sys.argv[1:] == ["profiles"] else render())

@@ -10,6 +10,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 Profile = Literal["default", "reference"]
 
 
@@ -91,11 +93,9 @@ def _set_default(data: MutableMapping[str, Any], dotted: str, value: Any) -> Non
     node.setdefault(name, value)
 
 
-def available(knob: Knob) -> bool:
-    """False for a knob whose setting is not in this build yet (``todo``)."""
-    from diver.config.settings import DiverSettings
-
-    model: Any = DiverSettings
+def available(knob: Knob, settings_cls: type[BaseModel]) -> bool:
+    """False for a knob whose setting is not in this build yet (``todo``); ``settings_cls`` = DiverSettings."""
+    model: Any = settings_cls
     for part in knob.key.split("."):
         fields = getattr(model, "model_fields", {})
         if part not in fields:
@@ -104,11 +104,11 @@ def available(knob: Knob) -> bool:
     return True
 
 
-def apply_profile(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def apply_profile(data: MutableMapping[str, Any], settings_cls: type[BaseModel]) -> MutableMapping[str, Any]:
     """``data`` (the raw settings input) with the profile's knobs filled in where not set."""
     if data.get("profile") == "reference":
         for knob in REFERENCE:
-            if available(knob):
+            if available(knob, settings_cls):
                 _set_default(data, knob.key, knob.value)
     return data
 
@@ -124,14 +124,12 @@ def _cell(value: Any) -> str:
     return f"`{value!r}`" if isinstance(value, str) else f"`{value}`"
 
 
-def render_table() -> str:
-    """knob | reference (file:line) | default | why, from ``REFERENCE`` and the default settings."""
-    from diver.config.settings import DiverSettings
-
-    default = DiverSettings.model_construct()  # the defaults only: no env, no DIVER_CONFIG
+def render_table(settings_cls: type[BaseModel]) -> str:
+    """knob | reference (file:line) | default | why, from ``REFERENCE`` and the defaults of ``settings_cls``."""
+    default = settings_cls.model_construct()  # the defaults only: no env, no DIVER_CONFIG
     lines = ["| Knob | Reference | Reference (file:line) | Default | Why the default |", "|---|---|---|---|---|"]
     for knob in REFERENCE:
-        ours = _cell(lookup(default, knob.key)) if available(knob) else "(not in this build)"
+        ours = _cell(lookup(default, knob.key)) if available(knob, settings_cls) else "(not in this build)"
         why = knob.why + (f" — TODO: {knob.todo}" if knob.todo else "")
         lines.append(f"| `{knob.key}` | {_cell(knob.value)} | {knob.where} | {ours} | {why} |")
     return "\n".join(lines) + "\n"

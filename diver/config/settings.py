@@ -71,7 +71,7 @@ class DiverSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _profile(cls, data: Any) -> Any:
-        return apply_profile(data) if isinstance(data, MutableMapping) else data
+        return apply_profile(data, cls) if isinstance(data, MutableMapping) else data
 
     @model_validator(mode="after")
     def _check(self) -> DiverSettings:

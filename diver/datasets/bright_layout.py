@@ -36,7 +36,7 @@ LIST_FIELDS = ("gold_ids", "gold_ids_long", "excluded_ids")
 
 def _example_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A published ``examples`` row: strings, and lists of strings for the id fields."""
-    out = {k: str(row.get(k, "")) for k in ("id", "query", "reasoning", "gold_answer")}
+    out: dict[str, Any] = {k: str(row.get(k, "")) for k in ("id", "query", "reasoning", "gold_answer")}
     for key in LIST_FIELDS:
         value = row.get(key) or []
         out[key] = [str(v) for v in (value if isinstance(value, list) else [value])]
@@ -99,4 +99,4 @@ def build_hub_layout(out: Path, data_root: Path | None = None) -> dict[str, list
 
 if __name__ == "__main__":  # pragma: no cover - a command-line convenience
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("bright-hub-layout")
-    print(json.dumps(build_hub_layout(target), indent=1))
+    sys.stdout.write(json.dumps(build_hub_layout(target), indent=1) + "\n")

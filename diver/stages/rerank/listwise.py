@@ -80,13 +80,13 @@ async def rerank_listwise(
     order = [h.id for h in candidates]
     sampling = settings.listwise_sampling
     llm = llm.with_sampling(sampling.temperature, max_tokens=sampling.max_tokens, top_p=sampling.top_p)
-    window, source = await llm.context_window()
-    spans, per_doc = listwise_plan(query, [texts[d] for d in order], settings, window, llm.settings.max_tokens)
-    result = ListwiseResult(order=order, windows=len(spans), context_window=window, context_source=source)
+    context, source = await llm.context_window()
+    spans, per_doc = listwise_plan(query, [texts[d] for d in order], settings, context, llm.settings.max_tokens)
+    result = ListwiseResult(order=order, windows=len(spans), context_window=context, context_source=source)
     if len(spans) > 1:
         result.notes.append(
             f"{len(spans)} windows of {settings.window_size}, {per_doc} tokens per document "
-            f"(context window {window}, {source})"
+            f"(context window {context}, {source})"
         )
     template = load_template("listwise")
     succeeded = 0
