@@ -50,3 +50,43 @@ def test_per_query_shuffles_match_only_the_first_shuffle_of_the_first_query() ->
     first = as_indices(plan_groups(ids(0, 6), 3, 3, 2, 666))
     assert first[:2] == REFERENCE_666[0][:2] and first[2:] != REFERENCE_666[0][2:]
     assert as_indices(plan_groups(ids(1, 6), 3, 3, 2, 666)) != REFERENCE_666[1]
+
+
+def test_the_graph_passes_the_query_position_to_grouprank(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With shuffle='reference' a query's groups are the run-order groups of its position (diver eval sets
+    query_index/query_count); without a position, or with 'per_query', its own Random(seed)."""
+    import asyncio
+    import json
+    import re
+
+    from llm_fakes import FakeRetriever, ScriptedChatModel
+
+    from diver.config import load_settings
+    from diver.graph.context import Context
+    from diver.graph.run import arun_deep_search
+
+    docs = {f"d{i:02d}": f"pigeons boxes share note {i} " + "filler " * i for i in range(30)}
+    prompts: list[str] = []
+
+    def reply(prompt: str) -> str:
+        prompts.append(prompt)
+        count = len(re.findall(r"\[\d+\]\. <document>", prompt))
+        return "<answer>```json\n" + json.dumps({f"[{i}]": 5 for i in range(1, count + 1)}) + "\n```</answer>"
+
+    def groups_sent(shuffle: str, **position: int) -> list[list[str]]:
+        prompts.clear()
+        settings = load_settings(data_dir=tmp_path, llm={"cache": False, "reranker": {"model": "fake"}},
+                                 rerank={"rerank_k": 20, "groupwise": {"shuffle": shuffle}})  # fmt: skip
+        asyncio.run(arun_deep_search(FakeRetriever(docs), "pigeons boxes share", settings,
+                                     context=Context(expand=False, rerankers=["groupwise"], **position),
+                                     chat_factory=lambda _s: ScriptedChatModel(reply=reply, prompts=[])))  # fmt: skip
+        return sorted(re.findall(r"<document>\npigeons boxes share note (\d+) ", p) for p in prompts)
+
+    ranked = [h.id for h in FakeRetriever(docs).search("pigeons boxes share", 20)]
+    as_numbers = lambda groups: sorted([str(int(d[1:])) for d in g] for g in groups)  # noqa: E731
+    at_3_of_5 = plan_groups(ranked, 10, 10, 2, 666, QueryPosition(3, (20,) * 5))
+    assert groups_sent("reference", query_index=3, query_count=5) == as_numbers(at_3_of_5)
+    own = plan_groups(ranked, 10, 10, 2, 666)
+    assert groups_sent("per_query", query_index=3, query_count=5) == as_numbers(own)
+    assert groups_sent("reference") == as_numbers(own)  # no position: the query alone
+    assert as_numbers(at_3_of_5) != as_numbers(own)
