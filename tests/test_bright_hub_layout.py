@@ -70,3 +70,5 @@ def test_diver_eval_runs_end_to_end_on_the_copy(hub_copy: Path, tmp_path: Path) 
             assert row["queries"] > 50 and 0.0 < row["mean"]["nDCG@10"] <= 1.0, (stage, domain)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert any(str(hub_copy.resolve()) in key for key in manifest["data_sha256"])
+    assert manifest["models"]["prompts"] == {"query": "", "document": "", "query_source": "none",
+                                             "document_source": "none"}  # which instruction was used  # fmt: skip
