@@ -108,3 +108,38 @@ def test_search_results_and_collection_meta_record_the_prompt(prompted_model: Pa
         assert col.search("pigeonhole", k=2, mode="bm25").query_prompt is None
     meta = json.loads(next(tmp_path.rglob("meta.json")).read_text(encoding="utf-8"))
     assert meta["prompts"]["query"] == QUERY_PROMPT
+
+
+def test_the_openai_provider_sends_the_family_preset() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from diver.index.dense.embedders import OpenAIEmbedder
+
+    received: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.extend(body["input"])
+            data = json.dumps({"data": [{"index": i, "embedding": [1.0, float(i)]} for i in range(len(body["input"]))]})
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data.encode())
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = EmbeddingSettings(provider="openai", model="AQ-MedAI/Diver-Retriever-4B", dimensions=2,
+                                     base_url=f"http://127.0.0.1:{server.server_port}/v1", cache=False)  # fmt: skip
+        embedder = OpenAIEmbedder(settings)
+        embedder.embed_queries(["what is a prime"])
+        embedder.embed_documents(["A prime has two divisors."])
+    finally:
+        server.shutdown()
+    assert received == [QUERY_PROMPT + "what is a prime", "A prime has two divisors."]
+    assert embedder.prompts.query_source == "preset: Diver-Retriever model card"
