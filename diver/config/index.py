@@ -160,7 +160,8 @@ class StoreSettings(Section):
 class FusionSettings(Section):
     method: Literal["minmax", "rrf"] = Field(
         "minmax",
-        description="'minmax' = DIVER's rule: min-max normalise each list, weighted sum; 'rrf' = RRF.",
+        description="'minmax' = DIVER's rule: min-max normalise each list, weighted sum (fusion.missing: how a document "
+        "missing from one list counts); 'rrf' = RRF.",
     )
     w_dense: float = Field(
         0.5,
