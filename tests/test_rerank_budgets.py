@@ -105,3 +105,12 @@ def test_listwise_windows_when_the_window_is_small_or_unreported() -> None:
         llm = ChatLLM(settings, role="reranker")
         result = asyncio.run(rerank_listwise(llm, "q", hits, texts, RerankSettings(), LLMUsage()))
     assert result.windows > 1 and result.context_window == 16384 and server.model_queries == 0
+
+
+def test_groupwise_reply_budget_leaves_room_in_a_small_reported_window() -> None:
+    hits, texts = candidates(10, [5000])
+    with RecordingServer(group_reply, max_model_len=8192) as server:
+        llm = ChatLLM(ModelSettings(base_url=server.base_url, model="scripted", max_retries=0), role="reranker")
+        result = asyncio.run(rerank_groupwise(llm, "q", hits, texts, GroupwiseSettings(repeat_num=1), LLMUsage()))
+    assert sent_max_tokens(server.bodies[0]) == 4096  # half the window, not 8000 of 8192
+    assert 64 <= result.doc_chars < 3000  # the documents shrink to fit the rest

@@ -92,12 +92,14 @@ async def rerank_groupwise(
     grouped = prior[: settings.input_k]
     groups = plan_groups(grouped, settings.group_size, settings.interval, settings.repeat_num, settings.seed,
                          position)  # fmt: skip
-    sampler = llm.with_sampling(settings.temperature, max_tokens=settings.max_tokens, top_p=settings.top_p)
     size = max((len(g) for g in groups), default=1)
     window, source = await llm.context_window()
+    output = settings.max_tokens
     doc_chars = settings.max_doc_chars  # the reference's cut; shrunk only to fit a window the model reports
     if not source.startswith("default"):
-        doc_chars = doc_chars_for(query, size, settings, window, settings.max_tokens)
+        output = min(output, window // 2)  # a reply may not take the whole window (vLLM refuses the request)
+        doc_chars = doc_chars_for(query, size, settings, window, output)
+    sampler = llm.with_sampling(settings.temperature, max_tokens=output, top_p=settings.top_p)
     total, done = len(groups), 0
 
     async def score(group: list[str]) -> GroupParse | LLMError:
