@@ -190,3 +190,23 @@ def test_early_stop_off_runs_every_round() -> None:
     assert stop_reason({**state, "round": 2}, load_settings(expansion={"early_stop": False}), True, True).startswith(
         "max_rounds"
     )
+
+
+def test_passages_cut_by_the_embedding_tokenizer(minilm) -> None:  # type: ignore[no-untyped-def]
+    """expansion.passage_tokenizer='embedder': the reference cuts feedback passages at 512 tokens of the
+    retriever's tokenizer (truncate_text); here MiniLM's WordPiece, on prose, unicode and numbers."""
+    from types import SimpleNamespace
+
+    from diver.graph.nodes import passage_cut
+    from diver.stages.expansion import spanner_cut
+
+    text = "Théorème de Pythagore: a² + b² = c² for 3-4-5 triangles. " * 40
+    cut = spanner_cut(minilm.spanner)(text, 50)
+    ids = minilm.model.tokenizer(cut, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 50 and text.startswith(cut)
+    assert spanner_cut(minilm.spanner)("short text", 50) == "short text"
+    notes: list[str] = []
+    res = SimpleNamespace(retriever=SimpleNamespace(collection=SimpleNamespace(engine=SimpleNamespace(embedder=minilm))))
+    assert passage_cut(res, "embedder", notes)(text, 50) == cut and not notes  # type: ignore[arg-type]
+    bare = SimpleNamespace(retriever=object())
+    assert passage_cut(bare, "embedder", notes) is truncate_tokens and notes  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from diver.config.profiles import REFERENCE, available, lookup, render_table
 # changing it here (after checking the reference file:line) fails this test.
 EXPECTED = {
     "expansion.rounds": 2, "expansion.early_stop": False, "expansion.n": 2, "expansion.feedback_k": 5,
-    "expansion.passage_tokens": 512, "expansion.refine_with": "last", "expansion.feedback_retrieval": "dense",
+    "expansion.passage_tokens": 512, "expansion.passage_tokenizer": "embedder", "expansion.refine_with": "last", "expansion.feedback_retrieval": "dense",
     "llm.expander.temperature": 0.7, "llm.expander.max_tokens": 32768, "search.assembly": "concat",
     "bm25.query_side": True, "bm25.analyzer": "lucene_english", "fusion.candidates": 1000,
     "fusion.missing": "reference", "rerank.rerank_k": 100, "rerank.pointwise_sampling.temperature": 0.6,

@@ -78,6 +78,11 @@ class ExpansionSettings(Section):
     passage_tokens: int = Field(
         512, ge=16, le=8192, description="Feedback passages are cut to this many tokens."
     )
+    passage_tokenizer: Literal["approx", "embedder"] = Field(
+        "approx",
+        description="Whose tokens passage_tokens counts: 'approx' (a fast estimate) or 'embedder' (the "
+        "embedding model's tokenizer, as the reference's truncate_text; approx when the retriever has none).",
+    )
     stop_overlap: float = Field(
         0.9,
         ge=0,

@@ -32,9 +32,10 @@ REFERENCE: tuple[Knob, ...] = (
          "same candidates"),
     Knob("expansion.n", 2, "QExpand/vllm_server/vllm_completion.py:54 (n=2)", "same"),
     Knob("expansion.feedback_k", 5, "QExpand/run_qexpand.sh:11 (KEEP_PASSAGE_NUM=5)", "same"),
-    Knob("expansion.passage_tokens", 512, "QExpand/run_qexpand.sh:27 (--max_demo_len 512)",
-         "same count; our cut counts approximate tokens, the reference the retriever's tokenizer "
-         "(qexpand_main.py:121)"),
+    Knob("expansion.passage_tokens", 512, "QExpand/run_qexpand.sh:27 (--max_demo_len 512)", "same"),
+    Knob("expansion.passage_tokenizer", "embedder",
+         "QExpand/qexpand_main.py:121-125 (truncate_text with the retriever's tokenizer)",
+         "approximate tokens: no tokenizer run per passage"),
     Knob("expansion.refine_with", "last", "QExpand/qexpand_main.py:191 (accumulated_query_expansions[-1])",
          "we show the refinement every sample of the last round, not only the last one"),
     Knob("expansion.feedback_retrieval", "dense", "QExpand/qexpand_main.py:170 (do_retrieval, dense model)",
