@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -17,15 +17,32 @@ def min_max_normalise(scores: Mapping[str, float]) -> dict[str, float]:
     return {doc_id: (score - low) / span for doc_id, score in scores.items()}
 
 
+def _reference_normalised(scores: Mapping[str, float], ids: Iterable[str]) -> dict[str, float]:
+    """``Retriever/merge_scores.py`` (2ecd1fc) lines 36-37: ``(scores.get(did, 0) - min) / (max - min)``,
+    0 when ``max == min``: a missing document is normalised from a raw score of 0 (below 0 when the list's
+    minimum is positive), a constant list gives 0."""
+    if not scores:
+        return {doc_id: 0.0 for doc_id in ids}
+    low, high = min(scores.values()), max(scores.values())
+    span = high - low
+    return {doc_id: (scores.get(doc_id, 0.0) - low) / span if span != 0 else 0.0 for doc_id in ids}
+
+
 def fuse_min_max(
-    dense: Mapping[str, float], lexical: Mapping[str, float], w_dense: float = 0.5
+    dense: Mapping[str, float], lexical: Mapping[str, float], w_dense: float = 0.5, missing: str = "zero"
 ) -> dict[str, float]:
     """DIVER's hybrid rule: union of both top lists, each min-max normalised, ``w*dense + (1-w)*bm25``.
 
-    A document missing from one list gets 0 from that list (it is at or below that list's minimum).
+    ``missing="zero"``: a document missing from one list gets 0 from that list (it is at or below that list's
+    minimum), a constant list 1.0. ``missing="reference"``: the reference's arithmetic
+    (``_reference_normalised``).
     """
     if not 0.0 <= w_dense <= 1.0:
         raise ValueError("w_dense must be within [0, 1]")
+    if missing == "reference":
+        ids = dense.keys() | lexical.keys()
+        dn, ln = _reference_normalised(dense, ids), _reference_normalised(lexical, ids)
+        return {doc_id: dn[doc_id] * w_dense + ln[doc_id] * (1.0 - w_dense) for doc_id in ids}
     d, s = min_max_normalise(dense), min_max_normalise(lexical)
     return {
         doc_id: w_dense * d.get(doc_id, 0.0) + (1.0 - w_dense) * s.get(doc_id, 0.0)
@@ -75,5 +92,5 @@ def combine_retrievers(
     if fusion.method == "rrf":
         fused = fuse_rrf(dense_scores, lex_scores, k=fusion.rrf_k)
     else:
-        fused = fuse_min_max(dense_scores, lex_scores, fusion.w_dense)
+        fused = fuse_min_max(dense_scores, lex_scores, fusion.w_dense, fusion.missing)
     return sort_scores(fused, k), per_retriever

@@ -42,6 +42,11 @@ class SearchResult(BaseModel):
         "'hnsw' (chroma's ANN index), 'exact-filter' (a selective filter's chunks scored exactly); None "
         "without dense retrieval.",
     )
+    query_prompt: str | None = Field(
+        None,
+        description="Where the query instruction of the dense side came from ('model prompts: query', "
+        "'embedding.query_prefix', 'preset: ...' or 'none'); None without dense retrieval.",
+    )
 
 
 class CollectionInfo(BaseModel):

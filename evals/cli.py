@@ -30,6 +30,17 @@ def _settings_from(ctx: typer.Context) -> DiverSettings:
     return nested if isinstance(nested, DiverSettings) else load_settings()
 
 
+def with_profile(settings: DiverSettings, profile: str | None) -> DiverSettings:
+    """``settings`` rebuilt under ``profile`` (what was set explicitly stays); unchanged when None."""
+    if profile is None or profile == settings.profile:
+        return settings
+    if profile not in ("default", "reference"):
+        raise InputError(f"unknown profile {profile!r}: use 'reference' or 'default'")
+    data = settings.model_dump(exclude_unset=True)
+    data["profile"] = profile
+    return load_settings(**data)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``eval`` command to ``app``."""
 
@@ -51,7 +62,9 @@ def register(app: typer.Typer) -> None:
         ),
         long: bool = typer.Option(False, "--long", help="BRIGHT long documents, qrels from gold_ids_long."),
         bright_source: str = typer.Option(
-            "hf", "--bright-source", help="hf | local:PATH | vendored (queries only)."
+            "hf", "--bright-source",
+            help="hf | local:PATH | vendored (queries only) | FOLDER: a copy in the hub's layout with its README.md, "
+            "read by datasets.load_dataset (python -m diver.datasets.bright_layout FOLDER builds one offline)."
         ),
         out: Path | None = typer.Option(
             None, "--out", "-o", help="Run directory (default runs/<benchmark>-<hash>)."
@@ -61,6 +74,11 @@ def register(app: typer.Typer) -> None:
         ),
         top_k: int = typer.Option(1000, "--top-k", help="Documents kept per query (BRIGHT: 1000)."),
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bars."),
+        profile: str | None = typer.Option(
+            None, "--profile",
+            help="'reference' = every knob at the DIVER reference code's value (docs/PIPELINE.md), 'default' = "
+            "ours; knobs set explicitly still win. Default: the profile setting (DIVER_PROFILE).",
+        ),  # fmt: skip
     ) -> None:
         """Evaluate retrieval stages on BRIGHT or an offline TheoremQA benchmark; writes a run directory."""
         try:
@@ -81,7 +99,7 @@ def register(app: typer.Typer) -> None:
             progress=not no_progress,
         )
         try:
-            result = run_eval(config, _settings_from(ctx))
+            result = run_eval(config, with_profile(_settings_from(ctx), profile))
         except KeyboardInterrupt:
             where = out or "the same run directory"
             typer.echo(

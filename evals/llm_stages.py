@@ -8,6 +8,7 @@ query's own problem, answer included).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from diver.config import DiverSettings
@@ -57,12 +58,25 @@ def check_llm_stage(stage: str, settings: DiverSettings) -> None:
 
 
 class ExcludingRetriever:
-    """Hybrid (and dense) search over a collection with a fixed set of ids removed before any cut."""
+    """Hybrid (and dense) search over a collection with a fixed set of ids removed before any cut, in every
+    search the graph makes: round 0 (``search``), the rounds with expansions (``search_expanded``: query
+    assembly in ``variant``, every underlying search excluding them) and the expander's dense feedback."""
 
-    def __init__(self, collection: Any, exclude: set[str]) -> None:
+    def __init__(self, collection: Any, exclude: set[str], variant: str = "concat") -> None:
         self.collection = collection
         self.exclude = exclude
         self.name = collection.name
+        self.variant = variant
+        self._target: Any = None
+
+    def search_expanded(self, query: str, expansions: Sequence[str], k: int) -> list[SearchHit]:
+        from diver.stages.assembly_search import AssemblyTarget, search_assembled
+
+        if self._target is None:
+            self._target = AssemblyTarget.for_collection(self.collection)
+        [result] = search_assembled(self._target, [query], [expansions], k=k, mode="hybrid", variant=self.variant,
+                                    exclude=[self.exclude])  # fmt: skip
+        return [h for h in result.hits if h.id not in self.exclude]
 
     def search(self, query: str, k: int) -> list[SearchHit]:
         [result] = self.collection.search_many([query], k=k, mode="hybrid", exclude=[self.exclude])
@@ -105,13 +119,14 @@ def run_llm_stage(
     stats: dict[str, Any] = {"queries_run": 0, "llm_calls": 0, "tokens": 0, "parse_failures": Counter(),
                              "fallbacks": 0, "stop_reasons": Counter(), "rerankers": Counter()}  # fmt: skip
     todo = [q for q in bench.queries if q not in done]
+    position = {qid: i for i, qid in enumerate(bench.queries)}  # GroupRank's shuffle='reference' run order
     with progress(len(bench.queries), f"{stage} {bench.domain}", config.progress, initial=len(done)) as bar:
         for qid in todo:
             exclude = set(bench.excluded.get(qid, set()))
             query = bench.queries[qid][: settings.limits.max_query_chars]
-            result = run_deep_search(
-                ExcludingRetriever(col, exclude), query, settings, context=context, chat_factory=chat_factory
-            )
+            retriever = ExcludingRetriever(col, exclude, settings.search.assembly)
+            run_context = {**context, "query_index": position[qid], "query_count": len(bench.queries)}
+            result = run_deep_search(retriever, query, settings, context=run_context, chat_factory=chat_factory)
             ranking = [(h.id, float(h.score)) for h in result.hits if h.id not in exclude][: config.top_k]
             checkpoint.append({qid: ranking})
             done[qid] = ranking

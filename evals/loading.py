@@ -100,6 +100,7 @@ def collection_name(bench: Benchmark, settings: DiverSettings, config: EvalConfi
         settings.embedding.model,
         settings.embedding.max_seq_length,
         settings.embedding.document_prefix,
+        *(["model_prompts=false"] if not settings.embedding.model_prompts else []),  # old keys unchanged
         settings.chunking.model_dump(),
         settings.bm25.model_dump(),
         settings.store.hnsw_space,

@@ -237,6 +237,8 @@ def build_manifest(
         embedder.update(
             {"embedder_id": emb.id, "dimensions": emb.dimensions, "max_seq_length": emb.max_seq_length}
         )
+        prompts = getattr(emb, "prompts", None)  # which query/document instruction was used, and why
+        embedder["prompts"] = prompts.record() if prompts is not None else None
     data: dict[str, str] = {}
     for bench in benches:
         data.update(bench.sources)

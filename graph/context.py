@@ -49,6 +49,11 @@ class Context:
     domain_kind: str | None = _knob(
         "Pointwise prompt: general, coding, math-theorem, math-problem or documentation."
     )
+    query_index: int | None = _knob(
+        "This query's 0-based position in a run of query_count queries (diver eval): GroupRank's "
+        "shuffle='reference' replays the reference's one RNG stream over the run's queries."
+    )
+    query_count: int | None = _knob("Queries in the run (with query_index).")
     expander_model: str | None = _knob("Expander model name (overrides llm.expander.model).")
     reranker_model: str | None = _knob("Reranker model name (overrides llm.reranker.model).")
     llm_base_url: str | None = _knob("OpenAI-compatible base URL for both models (overrides both).")

@@ -29,7 +29,7 @@ def stop_reason(state: dict[str, Any], settings: DiverSettings, expand: bool, ha
         return f"expansion round {done} produced no usable text; kept round {done - 1}'s query and ranking"
     if done >= rounds:
         return f"max_rounds ({rounds}) reached"
-    if done >= 1:
+    if done >= 1 and settings.expansion.early_stop:
         current = [h["id"] for h in state.get("hits") or []]
         overlap = top_overlap(state.get("previous_top") or [], current)
         if overlap >= settings.expansion.stop_overlap:

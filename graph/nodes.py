@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from langgraph.config import get_stream_writer
@@ -20,7 +21,7 @@ from diver.graph.resources import Provider, Resources
 from diver.graph.state import DeepSearchState
 from diver.hits import SearchHit
 from diver.llm.client import LLMUsage
-from diver.stages.expansion import dense_feedback_hits, expand_round, select_feedback
+from diver.stages.expansion import dense_feedback_hits, expand_round, select_feedback, spanner_cut
 from diver.stages.progress import describe_event
 from diver.stages.rerank.choice import choose_rerankers
 from diver.stages.retriever import search_with_expansions
@@ -130,7 +131,7 @@ class Nodes:
             await asyncio.to_thread(res.expander.prepare)
             outcome = await expand_round(
                 res.expander, state["query"], hits, texts.__getitem__, state.get("seen_ids") or [],
-                previous, round_no, settings, usage,
+                previous, round_no, settings, usage, passage_cut(res, settings.passage_tokenizer, notes),
             )  # fmt: skip
             record = outcome.model_dump()
         except DiverError as exc:
@@ -177,6 +178,18 @@ async def _feedback_ranking(
         note = "expansion feedback: the retriever has no dense mode; its hybrid ranking was used"
         return hits, [note] if round_no == 1 else []
     return dense, []
+
+
+def passage_cut(res: Resources, tokenizer: str, notes: list[str]) -> Callable[[str, int], str]:
+    """How feedback passages are cut: approximate tokens, or the embedding model's tokenizer (the
+    reference's) when the retriever's collection has an embedder with one."""
+    if tokenizer == "embedder":
+        engine = getattr(getattr(res.retriever, "collection", None), "engine", None)
+        spanner = getattr(getattr(engine, "embedder", None), "spanner", None)
+        if spanner is not None:
+            return spanner_cut(spanner)
+        notes.append("expansion: the retriever has no embedder tokenizer; passages cut by approximate tokens")
+    return truncate_tokens
 
 
 def _last_good_expansions(state: DeepSearchState) -> list[str]:

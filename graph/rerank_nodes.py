@@ -11,6 +11,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from diver.config import RerankSettings
 from diver.errors import DiverError
 from diver.graph.context import Context
 from diver.graph.nodes import Nodes, _ms, emit, hits_of
@@ -21,6 +22,7 @@ from diver.llm.client import LLMUsage
 from diver.stages.rerank import registry
 from diver.stages.rerank.base import RerankerSpec, RerankRequest, RerankResult
 from diver.stages.rerank.choice import merge_all
+from diver.stages.rerank.groupwise_core import QueryPosition
 from diver.stages.rerank.texts import document_texts
 
 NodeFn = Callable[[DeepSearchState, Runtime[Context]], Awaitable[dict[str, Any]]]
@@ -38,7 +40,7 @@ class RerankNodes(Nodes):
 
     async def _rerank(self, spec: RerankerSpec, state: DeepSearchState, runtime: Runtime[Context]) -> dict[str, Any]:
         """The one stage body: events, texts, the run, usage, timings, a typed-error note."""
-        _, res = await self._resources(runtime)
+        ctx, res = await self._resources(runtime)
         settings = res.settings.rerank
         name = spec.name
         candidates = candidates_for(spec, state, settings)
@@ -52,10 +54,12 @@ class RerankNodes(Nodes):
         notes: list[str] = []
         try:
             texts = await asyncio.to_thread(document_texts, candidates, res.retriever.get_text, spec.text_limit(settings))
+            llm = res.llm_for(name)  # llm.<name> when that role has its own model, else the reranker
             if spec.needs_llm:
-                assert res.reranker is not None  # decide() plans LLM rerankers only with a reranker LLM
-                await asyncio.to_thread(res.reranker.prepare)
-            request = RerankRequest(state["query"], candidates, texts, settings, usage, res.reranker, progress)
+                assert llm is not None  # decide() plans LLM rerankers only with a reranker LLM
+                await asyncio.to_thread(llm.prepare)
+            request = RerankRequest(state["query"], candidates, texts, settings, usage, llm, progress,
+                                    query_position(ctx, settings))  # fmt: skip
             if inspect.iscoroutinefunction(spec.run):
                 result = await spec.run(request)
             else:
@@ -91,6 +95,15 @@ class RerankNodes(Nodes):
         final = monotone_scores([h.id for h in ranked], final)
         scored = [_scored(hit, rank, final, results) for rank, hit in enumerate(ranked[: ctx.k], 1)]
         return {"results": [h.model_dump() for h in scored]}
+
+
+def query_position(ctx: Context, settings: RerankSettings) -> QueryPosition | None:
+    """This query's place in a run (diver eval sets query_index/query_count); every other query is assumed
+    to group min(input_k, rerank_k) candidates, as the reference's score files hold at least input_k."""
+    if ctx.query_index is None or not ctx.query_count:
+        return None
+    size = min(settings.groupwise.input_k, settings.rerank_k)
+    return QueryPosition(ctx.query_index, (size,) * ctx.query_count)
 
 
 def ran_results(state: dict[str, Any]) -> dict[str, RerankResult]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from diver.config import DiverSettings, load_settings
@@ -22,12 +22,21 @@ from diver.stages.retriever import Retriever, as_retriever
 RetrieverFactory = Callable[[DiverSettings, Context], Retriever]
 
 
+ROLE_MODELS = ("pointwise", "listwise")
+"""Rerankers that may have their own model (``llm.<name>``); the others use ``llm.reranker``."""
+
+
 @dataclass
 class Resources:
     settings: DiverSettings
     retriever: Retriever
     expander: ChatLLM | None
     reranker: ChatLLM | None
+    role_llms: dict[str, ChatLLM] = field(default_factory=dict)
+
+    def llm_for(self, reranker: str) -> ChatLLM | None:
+        """The model of ``reranker``: its own (``llm.pointwise`` / ``llm.listwise``) when one is set."""
+        return self.role_llms.get(reranker, self.reranker)
 
 
 _ENGINES: dict[str, Any] = {}
@@ -82,6 +91,8 @@ class Provider:
             retriever=retriever,
             expander=build_llm(settings, "expander", self._chat_factory),
             reranker=build_llm(settings, "reranker", self._chat_factory),
+            role_llms={role: llm for role in ROLE_MODELS
+                       if (llm := build_llm(settings, role, self._chat_factory)) is not None},  # fmt: skip
         )
 
 

@@ -97,7 +97,8 @@ class Verdict:
 
 def verdict(prev: RoundState, round_no: int, top: list[str], has_expansions: bool, stop_overlap: float,
             max_rounds: int, feedback_left: int) -> Verdict:  # fmt: skip
-    """DIVER's stop rule: the top-10 after a refinement overlaps the previous round's by ``stop_overlap``."""
+    """Our stop rule (the reference runs every round): the top-10 after a refinement overlaps the previous
+    round's by ``stop_overlap`` (``inf`` when expansion.early_stop is off)."""
     overlap = top_overlap(prev.top, top) if round_no >= 1 and prev.top else None
     if not has_expansions:
         return Verdict(False, None, "Round 1: read `feedback`, write a passage that answers the query and "

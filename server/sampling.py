@@ -5,7 +5,7 @@ it (VS Code does; Claude Desktop, Claude Code and Cursor do not). It uses the SD
 tool parameter ``sampled: Sampled`` is filled by the resolver ``expansion_request`` before the tool body
 runs. The resolver returns ``None`` (no sampling) unless sampling is the reasoner to use, i.e. the agent
 passed no expansions, no LLM endpoint is configured, ``max_rounds > 0`` and the client's capabilities declare
-``sampling``; then it returns a ``Sample`` of DIVER's ``expand_first`` prompt over the unseen top passages,
+``sampling``; then it returns a ``Sample`` of our ``expand_first`` prompt over the unseen top passages,
 and the SDK sends ``sampling/createMessage`` (or, on >= 2026-07-28, an ``InputRequiredResult``) and injects
 the client's ``CreateMessageResult``. ``sampling_rounds`` then retrieves with that expansion exactly as the
 agent-driven loop does (round token, feedback, convergence) and reports ``reasoner="sampling"``.
@@ -50,7 +50,7 @@ def prompt_feedback(state: ServerState, collection: str, query: str, token: str 
 
 def expansion_prompt(state: ServerState, collection: str, query: str, token: str | None,
                      where: dict[str, Any] | None, source: str | None) -> list[Message]:  # fmt: skip
-    """DIVER's round-1 prompt (``expand_first``) over the query's unseen top passages."""
+    """Our round-1 expansion prompt (``expand_first``, after DIVER's QExpand) over the query's unseen top passages."""
     chosen = prompt_feedback(state, collection, query, token, where, source)
     col = state.engine.collection(collection)
     passages = feedback_passages([h.id for h in chosen], chosen, lambda i: col.get(i).text,
@@ -97,7 +97,7 @@ async def sampling_rounds(state: ServerState, sampled: CreateMessageResult, coll
         return await in_thread(agent_round, state, collection, query, k, None, token, where, source, max_rounds,
                                "none", why)  # fmt: skip
     why = (f"no expansions passed and no LLM endpoint configured; the client declares MCP sampling, so its "
-           f"model ({sampled.model}) wrote the expansion with DIVER's expand_first prompt")  # fmt: skip
+           f"model ({sampled.model}) wrote the expansion with our expand_first prompt")  # fmt: skip
     shown = [h.id for h in await in_thread(prompt_feedback, state, collection, query, token, where, source)]
     prev = decode_round(token, collection, query)  # the passages the model read count as seen
     prev.seen = [*prev.seen, *(i for i in shown if i not in prev.seen)]

@@ -61,8 +61,9 @@ def agent_round(state: ServerState, collection: str, query: str, k: int, expansi
     hits = result.hits
     chosen = select_feedback(hits, prev.seen, feedback_k) if round_no < max_rounds else []
     top = [h.id for h in hits[:TOP_N]]
-    decided = verdict(prev, round_no, top, bool(parts), state.settings.expansion.stop_overlap, max_rounds,
-                      len(chosen))  # fmt: skip
+    expansion = state.settings.expansion
+    stop_overlap = expansion.stop_overlap if expansion.early_stop else float("inf")  # reference: every round
+    decided = verdict(prev, round_no, top, bool(parts), stop_overlap, max_rounds, len(chosen))
     if decided.converged:
         chosen = []
     new = RoundState(round_no, top, prev.seen + [h.id for h in chosen], prev.binding)

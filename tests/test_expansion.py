@@ -162,3 +162,51 @@ async def test_expand_round_reports_replies_cut_inside_think() -> None:
         "sample 0: reply cut inside <think> before any answer (finish_reason length); "
         "raise llm.expander.max_tokens (now 512)"
     ]
+
+
+@pytest.mark.parametrize(("refine_with", "shown"), [("all", ["FIRST", "SECOND"]), ("last", ["SECOND"])])
+def test_refine_prompt_shows_all_or_only_the_last_sample(refine_with: str, shown: list[str]) -> None:
+    """The reference refines ``accumulated_query_expansions[topic_id][-1]`` (qexpand_main.py:191)."""
+    import asyncio
+
+    from diver.stages.expansion import expand_round
+
+    llm, model = scripted_llm(lambda p: "refined", role="expander")
+    hits = [SearchHit(id="a", rank=1, score=1.0, title="", highlight="text a")]
+    settings = ExpansionSettings(n=1, refine_with=refine_with)  # type: ignore[arg-type]
+    asyncio.run(expand_round(llm, "q", hits, lambda d: "text " + d, [], ["FIRST", "SECOND"], 2, settings,
+                             LLMUsage()))  # fmt: skip
+    assert [w for w in ("FIRST", "SECOND") if w in model.prompts[0]] == shown
+
+
+def test_early_stop_off_runs_every_round() -> None:
+    from diver.config import load_settings
+    from diver.graph.decisions import stop_reason
+
+    state = {"round": 1, "hits": [{"id": f"d{i}"} for i in range(10)], "previous_top": [f"d{i}" for i in range(10)],
+             "expansions": [{"expansions": ["x"]}]}  # fmt: skip
+    assert stop_reason(state, load_settings(), True, True).startswith("converged")
+    assert stop_reason(state, load_settings(expansion={"early_stop": False}), True, True) == ""
+    assert stop_reason({**state, "round": 2}, load_settings(expansion={"early_stop": False}), True, True).startswith(
+        "max_rounds"
+    )
+
+
+def test_passages_cut_by_the_embedding_tokenizer(minilm) -> None:  # type: ignore[no-untyped-def]
+    """expansion.passage_tokenizer='embedder': the reference cuts feedback passages at 512 tokens of the
+    retriever's tokenizer (truncate_text); here MiniLM's WordPiece, on prose, unicode and numbers."""
+    from types import SimpleNamespace
+
+    from diver.graph.nodes import passage_cut
+    from diver.stages.expansion import spanner_cut
+
+    text = "Théorème de Pythagore: a² + b² = c² for 3-4-5 triangles. " * 40
+    cut = spanner_cut(minilm.spanner)(text, 50)
+    ids = minilm.model.tokenizer(cut, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 50 and text.startswith(cut)
+    assert spanner_cut(minilm.spanner)("short text", 50) == "short text"
+    notes: list[str] = []
+    res = SimpleNamespace(retriever=SimpleNamespace(collection=SimpleNamespace(engine=SimpleNamespace(embedder=minilm))))
+    assert passage_cut(res, "embedder", notes)(text, 50) == cut and not notes  # type: ignore[arg-type]
+    bare = SimpleNamespace(retriever=object())
+    assert passage_cut(bare, "embedder", notes) is truncate_tokens and notes  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Render every configuration knob as a markdown table (``python -m diver.config.docs``)."""
+"""Render every configuration knob as a markdown table (``python -m diver.config.docs``); with the argument
+``profiles``, the reference profile's table of docs/PIPELINE.md."""
 
 from __future__ import annotations
 
@@ -60,4 +61,6 @@ def render() -> str:
 if __name__ == "__main__":
     import sys
 
-    sys.stdout.write(render())
+    from diver.config.profiles import render_table
+
+    sys.stdout.write(render_table(DiverSettings) if sys.argv[1:] == ["profiles"] else render())

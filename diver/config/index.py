@@ -35,10 +35,19 @@ class EmbeddingSettings(Section):
     )
     query_prefix: str = Field(
         "",
-        description="Instruction prepended to queries, e.g. for Diver-Retriever: 'Instruct: Given a web "
-        "search query, retrieve relevant passages that answer the query\\nQuery:'.",
+        description="Instruction prepended to queries; set (non-empty) it overrides the model's own "
+        "'query' prompt. Empty = the model's prompt (see model_prompts).",
     )
-    document_prefix: str = Field("", description="Prefix prepended to documents before embedding.")
+    document_prefix: str = Field(
+        "", description="Prefix prepended to documents; set (non-empty) it overrides the model's 'document' prompt."
+    )
+    model_prompts: bool = Field(
+        True,
+        description="Use the model's own 'query'/'document' prompts (sentence-transformers "
+        "config_sentence_transformers.json 'prompts', e.g. Diver-Retriever's 'Instruct: Given a web search "
+        "query, ...\\nQuery:'); provider='openai': a preset by model family (Diver-Retriever, Qwen3-Embedding, "
+        "BGE-Reasoner-Embed, ReasonIR, e5; diver/index/dense/prompts.py). False = only the prefixes above.",
+    )
     tokenizer_workers: int = Field(
         0, ge=0, le=64, description="GPU path: threads tokenizing ahead of the GPU (0 = auto: min(4, cpus))."
     )
@@ -163,7 +172,8 @@ class StoreSettings(Section):
 class FusionSettings(Section):
     method: Literal["minmax", "rrf"] = Field(
         "minmax",
-        description="'minmax' = DIVER's rule: min-max normalise each list, weighted sum; 'rrf' = RRF.",
+        description="'minmax' = DIVER's rule: min-max normalise each list, weighted sum (fusion.missing: how a document "
+        "missing from one list counts); 'rrf' = RRF.",
     )
     w_dense: float = Field(
         0.5,
@@ -171,6 +181,13 @@ class FusionSettings(Section):
         le=1,
         description="Dense weight in min-max fusion. DIVER used 0.7 for leetcode, pony, aops and the two "
         "theoremqa domains, 0.5 elsewhere; 'diver eval' applies those per domain unless this is set.",
+    )
+    missing: Literal["zero", "reference"] = Field(
+        "zero",
+        description="Min-max: a document missing from one retriever's list scores 0 there and a constant list "
+        "1.0 ('zero'), or the reference's arithmetic ('reference', Retriever/merge_scores.py: the missing "
+        "document's raw 0 is min-max normalised, below 0 when that list's minimum is positive; a constant "
+        "list gives 0).",
     )
     rrf_k: int = Field(60, ge=1, description="RRF constant.")
     candidates: int = Field(

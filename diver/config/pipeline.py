@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -20,7 +21,12 @@ class ModelSettings(Section):
     max_tokens_in_extra_body: bool = Field(
         False, description="Send max_tokens in extra_body (for servers that ignore max_completion_tokens)."
     )
-    context_window: int = Field(8192, ge=512, description="Prompt budget used to size listwise windows.")
+    context_window: int | None = Field(
+        None,
+        ge=512,
+        description="The model's context in tokens (sizes listwise windows and GroupRank's document cut). "
+        "None = read from the endpoint once (vLLM's /v1/models max_model_len), else 8192.",
+    )
     timeout_s: float = Field(60.0, gt=0, description="Seconds before one request is abandoned.")
     max_retries: int = Field(
         2, ge=0, le=10, description="Retries with exponential backoff on transient errors."
@@ -40,8 +46,27 @@ class ExpanderModelSettings(ModelSettings):
 class LLMSettings(Section):
     expander: ExpanderModelSettings = Field(default_factory=ExpanderModelSettings)
     reranker: ModelSettings = Field(default_factory=ModelSettings)
+    pointwise: ModelSettings = Field(
+        default_factory=ModelSettings,
+        description="The pointwise reranker's own model (DIVER used a local Qwen2.5-32B here); model unset = "
+        "the reranker model.",
+    )
+    listwise: ModelSettings = Field(
+        default_factory=ModelSettings,
+        description="The listwise reranker's own model (DIVER used gemini-2.5-flash here); model unset = "
+        "the reranker model.",
+    )
     concurrency: int = Field(8, ge=1, le=512, description="Max LLM requests in flight.")
     cache: bool = Field(True, description="Cache every successful completion on disk.")
+
+
+class PromptSettings(Section):
+    dir: Path | None = Field(
+        None,
+        description="A folder whose <name>.txt files replace the shipped prompts/ templates of that name "
+        "([system]/[user] sections, $placeholders), e.g. the reference's exact texts from your checkout of "
+        "it; checked when an LLM is built: every data placeholder of the template must be there, no other.",
+    )
 
 
 class ExpansionSettings(Section):
@@ -53,11 +78,25 @@ class ExpansionSettings(Section):
     passage_tokens: int = Field(
         512, ge=16, le=8192, description="Feedback passages are cut to this many tokens."
     )
+    passage_tokenizer: Literal["approx", "embedder"] = Field(
+        "approx",
+        description="Whose tokens passage_tokens counts: 'approx' (a fast estimate) or 'embedder' (the "
+        "embedding model's tokenizer, as the reference's truncate_text; approx when the retriever has none).",
+    )
     stop_overlap: float = Field(
         0.9,
         ge=0,
         le=1,
         description="Stop early when top-10 overlap with the previous round is at least this.",
+    )
+    early_stop: bool = Field(
+        True,
+        description="Stop when the top-10 overlap reaches stop_overlap. False = run every round (the reference).",
+    )
+    refine_with: Literal["all", "last"] = Field(
+        "all",
+        description="What the refinement prompt shows of the previous round: 'all' its expansions, or 'last' "
+        "its last sample only (the reference: accumulated_query_expansions[topic_id][-1]).",
     )
     ask_sufficiency: bool = Field(False, description="Ask the LLM whether the current top documents suffice.")
     feedback_retrieval: Literal["dense", "hybrid"] = Field(

@@ -33,6 +33,14 @@ GROUPWISE_PRESETS: dict[str, dict[str, int]] = {
 }
 
 
+class SamplingSettings(Section):
+    """Sampling of one reranker's calls; None = the model's own setting (llm.<role>)."""
+
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling.")
+    max_tokens: int | None = Field(None, ge=1, le=131072, description="Max output tokens per call.")
+
+
 class GroupwiseSettings(Section):
     """GroupRank (DIVER v3): groups of candidates scored 0..10 in one call each, over shuffled rounds."""
 
@@ -49,6 +57,17 @@ class GroupwiseSettings(Section):
     max_doc_chars: int = Field(3000, ge=16, le=100_000, description="Documents cut to this many characters.")
     temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature (DIVER: 0.3).")
     top_p: float = Field(0.8, gt=0, le=1, description="Nucleus sampling (DIVER: 0.8).")
+    max_tokens: int = Field(
+        8000, ge=1, le=131072,
+        description="Max output tokens per group call, reasoning section included (DIVER: 8000; a cut "
+        "reply scores the whole group 0).",
+    )  # fmt: skip
+    shuffle: Literal["per_query", "reference"] = Field(
+        "per_query",
+        description="'per_query' = each query's shuffles from its own Random(seed); 'reference' = one "
+        "random.seed(seed) stream over all queries of a run in order, epoch by epoch, as rerank_groupwise.py "
+        "(a query's groups depend on the queries before and after it; diver eval only).",
+    )
     blend: float = Field(0.6, ge=0, le=1, description="final = blend * group score + (1 - blend) * retrieval.")
 
     @model_validator(mode="after")
@@ -99,6 +118,20 @@ class RerankSettings(Section):
     window_size: int = Field(20, ge=2, le=1000, description="Listwise sliding-window size.")
     window_step: int = Field(10, ge=1, le=1000, description="Listwise sliding-window step.")
     doc_tokens: int = Field(512, ge=16, le=32768, description="Each document is cut to this many tokens.")
+    pointwise_doc_tokens: int | None = Field(
+        None, ge=16, le=131072, description="Pointwise's cut (DIVER: 15000 tokens); None = doc_tokens."
+    )
+    listwise_doc_tokens: int | None = Field(
+        None, ge=16, le=131072,
+        description="Listwise's cut when all candidates fit one call (DIVER: none, whole documents); None = "
+        "doc_tokens.",
+    )  # fmt: skip
+    pointwise_sampling: SamplingSettings = Field(
+        default_factory=SamplingSettings, description="Pointwise calls (DIVER: temperature 0.6, top_p 0.9, 128 tokens)."
+    )
+    listwise_sampling: SamplingSettings = Field(
+        default_factory=SamplingSettings, description="Listwise calls (DIVER: temperature 0.8, top_p 0.8)."
+    )
     domain_kind: Literal["general", "coding", "math-theorem", "math-problem", "documentation"] = Field(
         "general", description="Pointwise prompt variant (e.g. math-theorem for TheoremQA theorems)."
     )

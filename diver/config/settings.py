@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from diver.config.index import (
     FusionSettings,
     StoreSettings,
 )
-from diver.config.pipeline import ExpansionSettings, LLMSettings
+from diver.config.pipeline import ExpansionSettings, LLMSettings, PromptSettings
+from diver.config.profiles import Profile, apply_profile
 from diver.config.rerank import RerankSettings
 from diver.config.search import SearchSettings
 from diver.config.service import EngineSettings, LimitSettings, ServerSettings
@@ -32,6 +33,13 @@ class DiverSettings(BaseSettings):
         env_prefix="DIVER_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
     )
 
+    profile: Profile = Field(
+        "default",
+        description="'reference' sets every knob the DIVER reference code fixes to its value (expansion rounds "
+        "without early stop, QExpand's one text, query-side BM25, fusion pool 1000 and its min-max, the "
+        "rerankers' sampling and budgets, GroupRank's run-wide shuffles; docs/PIPELINE.md lists each with "
+        "its file:line); a knob set explicitly still wins. 'default' = ours.",
+    )
     data_dir: Path = Field(
         default_factory=lambda: (
             Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "diver"
@@ -48,6 +56,7 @@ class DiverSettings(BaseSettings):
     fusion: FusionSettings = Field(default_factory=FusionSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     expansion: ExpansionSettings = Field(default_factory=ExpansionSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     rerank: RerankSettings = Field(default_factory=RerankSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
@@ -58,6 +67,11 @@ class DiverSettings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile(cls, data: Any) -> Any:
+        return apply_profile(data, cls) if isinstance(data, MutableMapping) else data
 
     @model_validator(mode="after")
     def _check(self) -> DiverSettings:

@@ -95,7 +95,7 @@ class HubSource:
             kwargs["cache_dir"] = str(self.cache_dir)
         try:
             table: Iterable[Row] = datasets.load_dataset(self.dataset, config, **kwargs)
-        except OSError as exc:  # ConnectionError, offline mode, dataset or split not found
+        except (OSError, ValueError) as exc:  # ConnectionError, offline mode, dataset or split not found
             raise StateError(
                 f"cannot load {self.dataset} {config}/{domain} from the Hugging Face hub ({exc}); "
                 "offline, use --bright-source local:PATH with a copy of the dataset"
@@ -199,16 +199,24 @@ def _read_table(path: Path) -> Iterator[Row]:
 
 
 def parse_source(spec: str, data_root: Path | None = None) -> BrightSource:
-    """``hf`` (or ``hf:<dataset>``), ``local:<folder>`` or ``vendored``."""
+    """``hf`` (or ``hf:<dataset>``), ``local:<folder>``, ``vendored``, or a folder holding a copy in the hub's
+    layout with its dataset card (``README.md``): read by ``datasets.load_dataset(<folder>)``, the hub's code
+    path (``diver.datasets.bright_layout`` builds one offline)."""
     if spec == "hf":
         return HubSource()
+    folder = Path(spec).expanduser()
+    if folder.is_dir() and (folder / "README.md").is_file():
+        return HubSource(str(folder.resolve()))
     if spec.startswith("hf:"):
         return HubSource(spec[3:])
     if spec.startswith("local:"):
         return LocalSource(Path(spec[6:]))
     if spec == "vendored":
         return VendoredSource(data_root)
-    raise InputError(f"unknown BRIGHT source {spec!r}: use hf, hf:<dataset>, local:<folder> or vendored")
+    raise InputError(
+        f"unknown BRIGHT source {spec!r}: use hf, hf:<dataset>, local:<folder>, vendored, or a folder in the "
+        "hub's layout with its README.md"
+    )
 
 
 def _query_rows(

@@ -325,12 +325,17 @@ class Collection:
                     SearchResult(
                         collection=self.name, query=query, mode=mode, k=k, hits=hits, notes=list(notes),
                         dense_path=dense_path[0] if dense_path else None,
+                        query_prompt=self._query_prompt_source() if dense else None,
                     )
                 )
             timings["fuse_fetch"] = _ms(t)
         for result in results:
             result.timings_ms = {name: round(v / len(queries), 3) for name, v in timings.items()}
         return results
+
+    def _query_prompt_source(self) -> str:
+        prompts = getattr(self._embedder(), "prompts", None)
+        return str(prompts.query_source) if prompts is not None else "none"
 
     def _dense_top(
         self,

@@ -151,6 +151,7 @@ class Engine:
             "chunk_overlap": self.settings.chunking.overlap,
             "query_prefix": self.settings.embedding.query_prefix,
             "document_prefix": self.settings.embedding.document_prefix,
+            "prompts": prompts.record() if (prompts := getattr(embedder, "prompts", None)) else None,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_meta(directory, meta)

@@ -157,16 +157,30 @@ class ChatLLM:
             self._model = model.bind(**self.sampling) if self.sampling else model
         return self._model
 
-    def with_sampling(self, temperature: float, **sampling: float) -> ChatLLM:
-        """A copy of this model (same endpoint, limiter, cache) that samples with these parameters."""
+    async def context_window(self) -> tuple[int, str]:
+        """(the model's context in tokens, its source): ``context_window`` when set, else what the endpoint
+        reports (vLLM ``/v1/models`` ``max_model_len``, asked once per process), else 8192."""
+        from diver.llm.context import context_window
+
+        return await asyncio.to_thread(context_window, self.settings)
+
+    def with_sampling(self, temperature: float | None = None, max_tokens: int | None = None,
+                      **sampling: float | None) -> ChatLLM:  # fmt: skip
+        """A copy of this model (same endpoint, limiter, cache) that samples with these parameters (None
+        keeps the model's own)."""
+        update: dict[str, Any] = {}
+        if temperature is not None:
+            update["temperature"] = temperature
+        if max_tokens is not None:
+            update["max_tokens"] = max_tokens
         clone = ChatLLM(
-            self.settings.model_copy(update={"temperature": temperature}),
+            self.settings.model_copy(update=update),
             role=self.role,
             concurrency=self.concurrency,
             cache=self._cache,
             factory=self._factory,
         )
-        clone.sampling = dict(sampling)
+        clone.sampling = {name: value for name, value in sampling.items() if value is not None}
         return clone
 
     def cache_key(self, messages: Sequence[Message], sample: int, n: int) -> str:
@@ -295,7 +309,11 @@ def _scrub(message: str, secret: str | None) -> str:
 
 
 def build_llm(settings: DiverSettings, role: str, factory: ChatFactory | None = None) -> ChatLLM | None:
-    """The expander or reranker model of ``settings``, or None when that role has no model configured."""
+    """The expander or reranker model of ``settings``, or None when that role has no model configured.
+    Prompt templates come from ``prompts.dir`` first (checked here, once per folder)."""
+    from diver.llm.prompts import use_prompt_dir
+
+    use_prompt_dir(settings.prompts.dir)
     model_settings: ModelSettings = getattr(settings.llm, role)
     if not model_settings.model:
         return None

@@ -223,7 +223,7 @@ def _combine(
     dense, lexical = per_retriever["dense"], per_retriever["bm25"]
     if fusion.method == "rrf":
         return fuse_rrf(dense, lexical, k=fusion.rrf_k)
-    return fuse_min_max(dense, lexical, fusion.w_dense)
+    return fuse_min_max(dense, lexical, fusion.w_dense, fusion.missing)
 
 
 def _ranked(fused: dict[str, float], per_retriever: dict[str, dict[str, float]], hits: dict[str, SearchHit],

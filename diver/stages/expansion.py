@@ -77,9 +77,11 @@ def build_expansion_messages(query: str, passages: Sequence[str], previous: str 
 
 
 def feedback_passages(
-    ids: Sequence[str], hits: Sequence[SearchHit], get_text: Callable[[str], str], max_tokens: int
+    ids: Sequence[str], hits: Sequence[SearchHit], get_text: Callable[[str], str], max_tokens: int,
+    cut: Callable[[str, int], str] = truncate_tokens,
 ) -> list[str]:
-    """Full texts of ``ids`` cut to ``max_tokens``; the hit's highlight stands in if the text is gone."""
+    """Full texts of ``ids`` cut to ``max_tokens`` by ``cut`` (approximate tokens, or a tokenizer's); the hit's
+    highlight stands in if the text is gone."""
     by_id = {h.id: h for h in hits}
     texts: list[str] = []
     for doc_id in ids:
@@ -88,8 +90,19 @@ def feedback_passages(
         except DiverError as exc:
             log.warning("feedback document %r unavailable (%s); using its highlight", doc_id, exc)
             text = by_id[doc_id].highlight if doc_id in by_id else ""
-        texts.append(truncate_tokens(text, max_tokens))
+        texts.append(cut(text, max_tokens))
     return texts
+
+
+def spanner_cut(spanner: Any) -> Callable[[str, int], str]:
+    """A cut at ``n`` tokens of ``spanner`` (a ``TokenSpanner``: the embedding model's tokenizer), as the
+    reference's ``truncate_text`` (encode, keep ``n`` ids, decode) but on the original characters."""
+
+    def cut(text: str, max_tokens: int) -> str:
+        spans = spanner.token_spans(text)
+        return text if len(spans) <= max_tokens else text[: spans[max_tokens - 1][1]]
+
+    return cut
 
 
 async def expand_round(
@@ -102,11 +115,15 @@ async def expand_round(
     round_no: int,
     settings: ExpansionSettings,
     usage: LLMUsage,
+    cut: Callable[[str, int], str] = truncate_tokens,
 ) -> ExpansionRound:
     """Run expansion round ``round_no`` (>= 1) for the ORIGINAL ``query`` given last round's ``hits``."""
     ids = select_feedback(hits, seen, settings.feedback_k)
-    passages = feedback_passages(ids, hits, get_text, settings.passage_tokens)
-    prior = "\n\n".join(p for p in previous if p.strip()) if round_no >= 2 else ""
+    passages = feedback_passages(ids, hits, get_text, settings.passage_tokens, cut)
+    kept = [p for p in previous if p.strip()]
+    if settings.refine_with == "last":
+        kept = kept[-1:]  # the reference: accumulated_query_expansions[topic_id][-1]
+    prior = "\n\n".join(kept) if round_no >= 2 else ""
     messages = build_expansion_messages(query, passages, prior or None)
     expansions: list[str] = []
     failures: list[str] = []

@@ -33,7 +33,7 @@ def test_one_groupwise_rerank_end_to_end(llama_server: str) -> None:
     llm = ChatLLM(settings.llm.reranker, role="reranker")
     hits = [SearchHit(id=d, rank=i, score=1.0 - i / 10, title=d, highlight="") for i, d in enumerate(DOCS, 1)]
     usage = LLMUsage()
-    group = GroupwiseSettings(group_size=4, interval=4, repeat_num=1, max_doc_chars=200)
+    group = GroupwiseSettings(group_size=4, interval=4, repeat_num=1, max_doc_chars=200, max_tokens=96)
     result = asyncio.run(rerank_groupwise(llm, "How many socks guarantee a matching pair?", hits, DOCS, group, usage))
     assert result.groups == 1 and result.calls + result.call_failures == 1
     assert usage.calls == result.calls and (usage.prompt_tokens > 0 or result.call_failures)

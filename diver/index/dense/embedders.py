@@ -22,6 +22,7 @@ from diver.cache import EmbeddingCache
 from diver.config import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 from diver.errors import ConfigError, LLMError, MissingDependency, StateError, optional_available, require
 from diver.index.dense.fast_tokenize import Tokenize, verified_tokenizer
+from diver.index.dense.prompts import resolve_prompts
 from diver.text.documents import RegexSpanner, TokenSpanner
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,7 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         )
         self.dimensions = int(dims or self.model.get_sentence_embedding_dimension())
         self.spanner: TokenSpanner = _HFSpanner(self.model.tokenizer)
+        self.prompts = resolve_prompts(settings, _declared_prompts(self.model))
         fingerprint = f"st:{self.id}:{self.max_seq_length}:{self.dtype_name}"
         super().__init__(EmbeddingCache(cache_dir, fingerprint) if cache_dir and settings.cache else None)
         log.info(
@@ -214,19 +216,17 @@ class SentenceTransformerEmbedder(CachedEmbedder):
 
     def chunk_token_budget(self) -> int:
         """Tokens available for document text: max length minus special tokens and the document prefix."""
-        prefix = (
-            len(self.spanner.token_spans(self.settings.document_prefix))
-            if self.settings.document_prefix
-            else 0
-        )
+        prefix = len(self.spanner.token_spans(self.prompts.document)) if self.prompts.document else 0
         return max(16, self.max_seq_length - 2 - prefix)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        prefix = self.settings.document_prefix
+        prefix = self.prompts.document
         return self._cached([prefix + t for t in texts], self._encode)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        prefix = self.settings.query_prefix
+        """The query vectors, the query prompt prepended: for a model declaring ``prompts`` equal to
+        ``model.encode(texts, prompt_name="query")`` (sentence-transformers prepends the prompt text too)."""
+        prefix = self.prompts.query
         return self._cached([prefix + t for t in texts], self._encode)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -298,6 +298,7 @@ class OpenAIEmbedder(CachedEmbedder):
         self.id = settings.model
         self.max_seq_length = settings.max_seq_length or 8192
         self.spanner: TokenSpanner = local_tokenizer_spanner(settings.model) or BoundedSpanner()
+        self.prompts = resolve_prompts(settings, None, presets=True)
         super().__init__(
             EmbeddingCache(cache_dir, f"openai:{settings.base_url}:{self.id}")
             if cache_dir and settings.cache
@@ -308,14 +309,14 @@ class OpenAIEmbedder(CachedEmbedder):
     def chunk_token_budget(self) -> int:
         """The endpoint's limit minus the document prefix and two special tokens, in spanner tokens
         (the model's own tokenizer when it is available locally, else an over-estimate of them)."""
-        prefix = self.settings.document_prefix
+        prefix = self.prompts.document
         return max(16, self.max_seq_length - 2 - (len(self.spanner.token_spans(prefix)) if prefix else 0))
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._cached([self.settings.document_prefix + t for t in texts], self._encode)
+        return self._cached([self.prompts.document + t for t in texts], self._encode)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._cached([self.settings.query_prefix + t for t in texts], self._encode)
+        return self._cached([self.prompts.query + t for t in texts], self._encode)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         step = self.settings.request_batch_size
@@ -360,6 +361,7 @@ class HashingEmbedder:
         self.id = f"hashing-{self.dimensions}"
         self.max_seq_length = settings.max_seq_length or 256
         self.spanner: TokenSpanner = RegexSpanner()
+        self.prompts = resolve_prompts(settings, None)
 
     def chunk_token_budget(self) -> int:
         return self.max_seq_length
@@ -379,10 +381,24 @@ class HashingEmbedder:
         return _normalise(np.stack([self._vector(t) for t in texts]))
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode([self.settings.document_prefix + t for t in texts])
+        return self._encode([self.prompts.document + t for t in texts])
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode([self.settings.query_prefix + t for t in texts])
+        return self._encode([self.prompts.query + t for t in texts])
+
+
+def _declared_prompts(model: Any) -> dict[str, str]:
+    """The model's ``prompts`` (config_sentence_transformers.json) that are non-empty strings.
+
+    sentence-transformers leaves prompt tokens in the pooling for every pooling but one
+    (``include_prompt=False``, e.g. INSTRUCTOR): for that one a prepended prefix would not equal
+    ``encode(prompt_name=...)``, so its prompts are not used and the log says so."""
+    prompts = getattr(model, "prompts", None) or {}
+    for module in model:
+        if getattr(module, "include_prompt", True) is False:
+            log.warning("model excludes prompt tokens from pooling: its prompts %s are not used", sorted(prompts))
+            return {}
+    return {k: v for k, v in prompts.items() if isinstance(v, str) and v}
 
 
 def build_embedder(settings: EmbeddingSettings, cache_dir: Path | None = None) -> Embedder:

@@ -61,6 +61,7 @@ class RerankRequest:
     usage: Any  # diver.llm.client.LLMUsage: LLM calls are counted here
     llm: Any = None  # diver.llm.client.ChatLLM; None for a reranker that needs no LLM
     progress: ProgressFn | None = None
+    position: Any = None  # groupwise_core.QueryPosition: this query's place in a run (diver eval), or None
 
 
 def _no_notes(result: Any) -> list[str]:

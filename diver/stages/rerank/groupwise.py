@@ -20,6 +20,7 @@ from diver.llm.prompts import delimit, load_template
 from diver.stages.rerank.base import ProgressFn, RerankerSpec, RerankRequest, RerankResult
 from diver.stages.rerank.groupwise_core import (
     GroupParse,
+    QueryPosition,
     blend_group_scores,
     group_order,
     mean_group_scores,
@@ -84,14 +85,21 @@ async def rerank_groupwise(
     usage: LLMUsage,
     progress: ProgressFn | None = None,
     mode: str = "reference",
+    position: QueryPosition | None = None,
 ) -> GroupwiseResult:
     """Score the top ``input_k`` candidates in groups; the rest follow in their prior order."""
     prior = [h.id for h in candidates]
     grouped = prior[: settings.input_k]
-    groups = plan_groups(grouped, settings.group_size, settings.interval, settings.repeat_num, settings.seed)
-    sampler = llm.with_sampling(settings.temperature, top_p=settings.top_p)
+    groups = plan_groups(grouped, settings.group_size, settings.interval, settings.repeat_num, settings.seed,
+                         position)  # fmt: skip
     size = max((len(g) for g in groups), default=1)
-    doc_chars = doc_chars_for(query, size, settings, llm.settings.context_window, llm.settings.max_tokens)
+    window, source = await llm.context_window()
+    output = settings.max_tokens
+    doc_chars = settings.max_doc_chars  # the reference's cut; shrunk only to fit a window the model reports
+    if not source.startswith("default"):
+        output = min(output, window // 2)  # a reply may not take the whole window (vLLM refuses the request)
+        doc_chars = doc_chars_for(query, size, settings, window, output)
+    sampler = llm.with_sampling(settings.temperature, max_tokens=output, top_p=settings.top_p)
     total, done = len(groups), 0
 
     async def score(group: list[str]) -> GroupParse | LLMError:
@@ -133,8 +141,14 @@ async def rerank_groupwise(
 
 async def _run(request: RerankRequest) -> GroupwiseResult:
     rerank = request.settings
+    position = request.position if rerank.groupwise.shuffle == "reference" else None
+    if position is not None and len(position.lengths) > position.index:
+        own = min(rerank.groupwise.input_k, len(request.candidates))
+        lengths = list(position.lengths)
+        lengths[position.index] = own  # this query's real count (the others are assumed input_k)
+        position = QueryPosition(position.index, tuple(lengths))
     return await rerank_groupwise(request.llm, request.query, request.candidates, request.texts, rerank.groupwise,
-                                  request.usage, request.progress, rerank.pointwise_mode)  # fmt: skip
+                                  request.usage, request.progress, rerank.pointwise_mode, position)  # fmt: skip
 
 
 def _notes(result: GroupwiseResult) -> list[str]:

@@ -21,17 +21,33 @@ _DOUBLE_BRACKET = re.compile(r"(\[\d+\])\]")
 _KEY = re.compile(r"^\s*\[?\s*(\d+)\s*\]?\s*$")
 
 
-def plan_groups(
-    ids: Sequence[str], group_size: int, interval: int, repeat_num: int, seed: int
-) -> list[list[str]]:
+@dataclass(frozen=True)
+class QueryPosition:
+    """Where a query sits in a run: its index and every query's number of grouped candidates, in run order
+    (the reference shuffles all queries from one global RNG, epoch by epoch)."""
+
+    index: int
+    lengths: tuple[int, ...]
+
+
+def plan_groups(ids: Sequence[str], group_size: int, interval: int, repeat_num: int, seed: int,
+                position: QueryPosition | None = None) -> list[list[str]]:  # fmt: skip
     """The reference's groups: each round shuffles the (already shuffled) list in place, then cuts
-    ``docs[i:i + group_size]`` for ``i`` in ``range(0, len, interval)``. ``random.Random(seed)`` gives the
-    same shuffles as the reference's ``random.seed(666)`` for its first query."""
+    ``docs[i:i + group_size]`` for ``i`` in ``range(0, len, interval)``.
+
+    ``position`` None: ``random.Random(seed)`` for this query alone (the reference's shuffles for the first
+    query of a one-query run). With ``position``: the reference's order (``rerank_by_group``: for each epoch,
+    for each query in run order, ``random.shuffle(docs)`` from ``random.seed(seed)``); the other queries'
+    shuffles are replayed on lists of their lengths (a shuffle draws the same numbers whatever the items)."""
     rng = random.Random(seed)
     docs = list(ids)
     groups: list[list[str]] = []
     for _ in range(repeat_num):
-        rng.shuffle(docs)
+        if position is None:
+            rng.shuffle(docs)
+        else:
+            for j, length in enumerate(position.lengths):
+                rng.shuffle(docs if j == position.index else list(range(length)))
         groups.extend(docs[i : i + group_size] for i in range(0, len(docs), interval))
     return groups
 

@@ -30,6 +30,8 @@ class ListwiseResult(RerankResult):
     call_failures: int = 0
     dropped_ids: int = Field(0, description="Invalid, duplicate or out-of-range ids removed from replies.")
     fallback: bool = Field(False, description="True when no call produced a ranking: prior order returned.")
+    context_window: int = Field(0, description="The model's context in tokens that sized the calls.")
+    context_source: str = Field("", description="'setting', 'endpoint: ...' (/v1/models) or 'default: why'.")
     notes: list[str] = Field(default_factory=list)
 
     def hit_scores(self, doc_id: str) -> dict[str, float]:
@@ -50,13 +52,19 @@ def listwise_plan(
         load_template("listwise").render(query=query, count=len(texts), candidates="")[-1][1]
     )
     budget = int(context_window * _CONTEXT_SAFETY) - overhead - min(max_output, 6 * len(texts) + 64)
-    needed = sum(min(settings.doc_tokens, approx_tokens(t)) + _PER_CANDIDATE_OVERHEAD for t in texts)
+    one_call = listwise_doc_tokens(settings)
+    needed = sum(min(one_call, approx_tokens(t)) + _PER_CANDIDATE_OVERHEAD for t in texts)
     if needed <= budget:
-        return window_spans(len(texts), len(texts), 1), settings.doc_tokens
+        return window_spans(len(texts), len(texts), 1), one_call
     size = min(settings.window_size, len(texts))
     window_budget = int(context_window * _CONTEXT_SAFETY) - overhead - min(max_output, 6 * size + 64)
     per_doc = max(_MIN_DOC_TOKENS, window_budget // size - _PER_CANDIDATE_OVERHEAD)
     return window_spans(len(texts), size, settings.window_step), min(settings.doc_tokens, per_doc)
+
+
+def listwise_doc_tokens(settings: RerankSettings) -> int:
+    """The per-document cut when every candidate goes into one call (DIVER: none; ours: doc_tokens)."""
+    return settings.listwise_doc_tokens or settings.doc_tokens
 
 
 async def rerank_listwise(
@@ -70,13 +78,16 @@ async def rerank_listwise(
 ) -> ListwiseResult:
     """Rank all candidates in one call if they fit the model's context, else with sliding windows."""
     order = [h.id for h in candidates]
-    model = llm.settings
-    spans, per_doc = listwise_plan(
-        query, [texts[d] for d in order], settings, model.context_window, model.max_tokens
-    )
-    result = ListwiseResult(order=order, windows=len(spans))
+    sampling = settings.listwise_sampling
+    llm = llm.with_sampling(sampling.temperature, max_tokens=sampling.max_tokens, top_p=sampling.top_p)
+    context, source = await llm.context_window()
+    spans, per_doc = listwise_plan(query, [texts[d] for d in order], settings, context, llm.settings.max_tokens)
+    result = ListwiseResult(order=order, windows=len(spans), context_window=context, context_source=source)
     if len(spans) > 1:
-        result.notes.append(f"{len(spans)} windows of {settings.window_size}, {per_doc} tokens per document")
+        result.notes.append(
+            f"{len(spans)} windows of {settings.window_size}, {per_doc} tokens per document "
+            f"(context window {context}, {source})"
+        )
     template = load_template("listwise")
     succeeded = 0
     for done, (start, end) in enumerate(spans, 1):
@@ -129,5 +140,6 @@ SPEC = RerankerSpec(
     result=ListwiseResult,
     needs_llm=True,
     default_weight=0.4,
+    text_limit=listwise_doc_tokens,
     notes=_notes,
 )

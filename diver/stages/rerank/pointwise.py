@@ -52,6 +52,8 @@ async def rerank_pointwise(
 ) -> PointwiseResult:
     """Score every candidate (concurrently, bounded by the LLM's semaphore) and blend with retrieval scores."""
     template = load_template(f"pointwise_{settings.domain_kind}")
+    sampling = settings.pointwise_sampling
+    llm = llm.with_sampling(sampling.temperature, max_tokens=sampling.max_tokens, top_p=sampling.top_p)
     total, done = len(candidates), 0
 
     async def score(hit: SearchHit) -> tuple[str, str | LLMError]:
@@ -112,5 +114,6 @@ SPEC = RerankerSpec(
     result=PointwiseResult,
     needs_llm=True,
     default_weight=0.6,
+    text_limit=lambda rerank: rerank.pointwise_doc_tokens or rerank.doc_tokens,
     notes=_notes,
 )
