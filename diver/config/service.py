@@ -48,5 +48,10 @@ class EngineSettings(Section):
     start_timeout_s: float = Field(
         300.0, gt=0, le=3600, description="How long a client waits for the engine to start (model loading)."
     )
+    request_timeout_s: float = Field(
+        60.0, gt=0, le=86400,
+        description="A client gives up (EngineUnresponsive) when the engine sends nothing for this long; a "
+        "working engine sends a progress frame every 2 s, so this bounds silence, not the length of a request.",
+    )  # fmt: skip
 
 
