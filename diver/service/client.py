@@ -43,10 +43,14 @@ def open_engine(settings: DiverSettings | None = None) -> Any:
 def local_engine(settings: DiverSettings | None = None, embedder: Any = None) -> Any:
     """An in-process ``diver.index.engine.Engine`` holding the data directory's lock; an idle shared engine
     process that holds it is asked to hand it over (one with clients keeps it: ``IndexLocked``)."""
+    from functools import partial
+
     from diver.index.engine import Engine
     from diver.service.spawn import take_over_idle_engine
 
-    return Engine(settings, embedder=embedder, on_locked=take_over_idle_engine)
+    settings = settings or load_settings()
+    hand_over = partial(take_over_idle_engine, timeout=settings.engine.request_timeout_s)
+    return Engine(settings, embedder=embedder, on_locked=hand_over)
 
 
 def unresponsive(data_dir: Any, op: str, timeout: float) -> EngineUnresponsive:

@@ -201,7 +201,7 @@ def _read(path: Path) -> str:
         return ""
 
 
-def take_over_idle_engine(data_dir: Path, lock: Any) -> bool:
+def take_over_idle_engine(data_dir: Path, lock: Any, timeout: float = 60.0) -> bool:
     """``Engine(on_locked=...)``: when the lock is the shared engine's and it has no other client, ask it to
     exit and take the lock (True). An engine still starting (its spawning client may have died) is asked
     once its socket answers."""
@@ -216,7 +216,7 @@ def take_over_idle_engine(data_dir: Path, lock: Any) -> bool:
         return False
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if release_idle_engine(data_dir) is False:
+        if release_idle_engine(data_dir, timeout) is False:
             return False  # other clients use it
         try:
             lock.acquire(timeout=1.0)  # it finishes the requests in flight, then exits
