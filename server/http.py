@@ -28,6 +28,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
 from diver.errors import ConfigError
+from diver.index.engine import private_data_dir
 
 log = logging.getLogger(__name__)
 ASGIApp = Any
@@ -121,7 +122,7 @@ async def _refuse(send: Any, status: int, error: str, detail: str,
 def token_file_token(data_dir: Path) -> tuple[str, Path, bool]:
     """The token kept in ``<data_dir>/http-token`` (created 0600 with a fresh random token when missing):
     (token, path, created). A file another user owns or may read is replaced by a fresh one."""
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_data_dir(data_dir)
     path = data_dir / TOKEN_FILE
     try:
         info = os.lstat(path)

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -67,6 +68,7 @@ class Engine:
         has handed the lock over (``diver.service.local_engine`` passes the shared engine's hand-over)."""
         self.settings = settings or load_settings()
         self.data_dir = self.settings.data_dir
+        private_data_dir(self.data_dir)
         (self.data_dir / "collections").mkdir(parents=True, exist_ok=True)
         self._lock_file = _acquire_lock(self.data_dir, on_locked)
         try:
@@ -212,10 +214,32 @@ class Engine:
         self.close()
 
 
+_WARNED: set[Path] = set()
+
+
+def private_data_dir(data_dir: Path) -> None:
+    """Create ``data_dir`` (and missing parents) with mode 0700: documents, indexes and tokens are the
+    user's alone. An existing directory open to group/other is left as it is, with a warning (once)."""
+    try:
+        data_dir.mkdir(mode=0o700, parents=True)
+        data_dir.chmod(0o700)  # whatever the umask
+        return
+    except FileExistsError:
+        pass
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    if mode & 0o077 and data_dir.resolve() not in _WARNED:
+        _WARNED.add(data_dir.resolve())
+        log.warning(
+            "data directory %s has mode %o: other users may read the documents and indexes in it; "
+            "run `chmod 700 %s` unless it is meant to be shared",
+            data_dir, mode, data_dir,
+        )  # fmt: skip
+
+
 def _acquire_lock(data_dir: Path, on_locked: LockContention | None) -> Any:
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(data_dir / ".lock"))
+    lock = FileLock(str(data_dir / ".lock"), mode=0o600)
     try:
         lock.acquire(timeout=0)
     except Timeout as exc:

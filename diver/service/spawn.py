@@ -20,6 +20,7 @@ from typing import Any
 
 from diver.config import DiverSettings
 from diver.errors import DiverError, EngineUnavailable, EngineUnresponsive, IndexLocked
+from diver.index.engine import private_data_dir
 from diver.service import protocol
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,11 @@ def start_engine(settings: DiverSettings) -> socket.socket:
     from filelock import FileLock, Timeout
 
     data_dir = settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(data_dir)
     path = protocol.socket_path(data_dir)
     timeout = settings.engine.start_timeout_s
     try:
-        with FileLock(str(data_dir / "engine.spawn.lock"), timeout=timeout):
+        with FileLock(str(data_dir / "engine.spawn.lock"), timeout=timeout, mode=0o600):
             conn = try_connect(path)
             if conn is not None:
                 return conn
@@ -100,7 +101,7 @@ def _refuse_if_local_owner(data_dir: Path) -> None:
     engine that could not get the lock."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(data_dir / ".lock"))
+    lock = FileLock(str(data_dir / ".lock"), mode=0o600)
     try:
         lock.acquire(timeout=0)
     except Timeout as exc:
@@ -125,7 +126,7 @@ def _spawn_and_connect(settings: DiverSettings, data_dir: Path, path: Path, time
     payload = protocol.settings_payload(settings)
     payload["data_dir"] = str(data_dir)
     payload["cache_dir"] = str(settings.resolved_cache_dir.resolve())
-    with log_path.open("ab") as sink:
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as sink:
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "diver.service"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             stderr=sink, cwd=str(data_dir), start_new_session=True,
