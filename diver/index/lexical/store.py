@@ -74,19 +74,27 @@ def read_segment(db: sqlite3.Connection, after_seq: int, settings: BM25Settings)
     chunk_index: list[int] = []
 
     def texts() -> Iterator[list[str]]:
-        cursor = db.execute(
-            'SELECT d.seq, d.id, c.idx, substr(d.text, c.start + 1, c."end" - c.start) FROM documents d '
-            "JOIN chunks c ON c.doc_id = d.id WHERE d.seq > ? ORDER BY d.seq, c.idx",
+        # Chunk spans and document texts come from two scans in ``seq`` order, and each text is sliced
+        # in Python: ``substr`` in SQL re-read the whole text for every chunk (quadratic in its size).
+        spans = db.execute(
+            'SELECT d.seq, d.id, c.idx, c.start, c."end" FROM documents d JOIN chunks c ON c.doc_id = d.id '
+            "WHERE d.seq > ? ORDER BY d.seq, c.idx",
             (after_seq,),
         )
-        while rows := cursor.fetchmany(20000):
-            for seq, doc_id, idx, _ in rows:
+        documents = db.execute("SELECT seq, text FROM documents WHERE seq > ? ORDER BY seq", (after_seq,))
+        text_seq, text = -1, ""
+        while rows := spans.fetchmany(20000):
+            batch: list[str] = []
+            for seq, doc_id, idx, start, end in rows:
                 if not seqs or seqs[-1] != seq:
                     seqs.append(seq)
                     doc_ids.append(doc_id)
                     starts.append(len(chunk_index))
+                while text_seq < seq:
+                    text_seq, text = documents.fetchone()
                 chunk_index.append(idx)
-            yield [text for *_, text in rows]
+                batch.append(text[start:end])
+            yield batch
 
     postings = build_postings(texts(), BM25Tokenizer(settings).tokenize)
     if not doc_ids:
