@@ -48,3 +48,37 @@ def test_segment_chunk_texts_are_the_catalog_spans(tmp_path: Path, monkeypatch: 
             assert segment.chunk_index.tolist() == [r[2] for r in rows]
     finally:
         db.close()
+
+
+def test_a_full_disk_leaves_no_temporary_segment_and_says_so(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Issue 21 item 8: ENOSPC while a segment is written (injected at the third array: a real full disk
+    needs a mount this suite cannot make) leaves no ``.tmp-seg-*`` folder and reads "disk full" + where."""
+    import errno
+
+    import numpy as np
+
+    from diver.errors import StateError
+
+    settings = load_settings(data_dir=tmp_path, embedding={"provider": "hashing"})
+    with Engine(settings) as engine:
+        engine.collection("notes", create=True).upsert([Document(id=f"d{i}", text=f"note {i}") for i in range(5)])
+        catalog = next(tmp_path.rglob("catalog.sqlite"))
+    db = sqlite3.connect(str(catalog))
+    segment = store.read_segment(db, 0, settings.bm25)
+    db.close()
+    assert segment is not None
+    real_save, calls = np.save, []
+
+    def full_disk(path: Any, array: Any) -> None:
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(path, array)
+
+    monkeypatch.setattr(np, "save", full_disk)
+    target = tmp_path / "bm25-out"
+    target.mkdir()
+    with pytest.raises(StateError, match=f"disk full: cannot write the BM25 index under {target}"):
+        store.save_segment(segment, target, settings.bm25)
+    assert list(target.iterdir()) == []

@@ -16,6 +16,7 @@ caller falls back to an older manifest (then brought up to date from the catalog
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from diver.config import BM25Settings
-from diver.errors import CorruptIndex
+from diver.errors import CorruptIndex, StateError
 from diver.index.lexical.bm25 import BM25Tokenizer
 from diver.index.lexical.segments import (
     FORMAT_VERSION,
@@ -113,12 +114,26 @@ def save_segment(segment: Segment, directory: Path, settings: BM25Settings) -> N
     """Write ``directory/<segment.name>`` completely, or not at all (a temporary folder renamed)."""
     tmp = directory / f".tmp-{segment.name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_postings(segment.postings, tmp, settings)
-    np.save(tmp / "doc_seqs.npy", segment.doc_seqs)
-    np.save(tmp / "doc_starts.npy", segment.doc_starts)
-    np.save(tmp / "chunk_index.npy", segment.chunk_index)
-    (tmp / "docs.json").write_text(json.dumps({"doc_ids": segment.doc_ids}, ensure_ascii=False), "utf-8")
-    tmp.rename(directory / segment.name)
+    try:
+        save_postings(segment.postings, tmp, settings)
+        np.save(tmp / "doc_seqs.npy", segment.doc_seqs)
+        np.save(tmp / "doc_starts.npy", segment.doc_starts)
+        np.save(tmp / "chunk_index.npy", segment.chunk_index)
+        (tmp / "docs.json").write_text(json.dumps({"doc_ids": segment.doc_ids}, ensure_ascii=False), "utf-8")
+        tmp.rename(directory / segment.name)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed write leaves nothing behind
+        raise write_failed(exc, directory) from exc
+
+
+def write_failed(exc: OSError, directory: Path) -> StateError:
+    """The error for a BM25 write that failed: "disk full" and where, when that is the cause."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StateError(
+            f"disk full: cannot write the BM25 index under {directory} ({exc.strerror}). Free space on that "
+            "file system and retry; nothing committed was lost (the index is rebuilt from the catalog)"
+        )
+    return StateError(f"cannot write the BM25 index under {directory}: {exc}")
 
 
 def load_segment(directory: Path, name: str, settings: BM25Settings) -> Segment:
@@ -161,8 +176,12 @@ def write_manifest(
     }
     path = manifest_path(directory, generation)
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    tmp.write_text(json.dumps(body), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(body), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_failed(exc, directory) from exc
 
 
 def read_manifest(path: Path, settings: BM25Settings) -> dict[str, Any]:
