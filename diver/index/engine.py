@@ -42,8 +42,16 @@ LockContention = Callable[[Path, Any], bool]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]$")
 
 
+RESERVED_NAMES = frozenset(
+    ["con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))]
+)
+"""Device names on Windows file systems (any case): a folder so named cannot be created or copied there,
+so a data directory holding one could not move to Windows or a share it mounts. Refused everywhere."""
+
+
 def validate_collection_name(name: Any, max_length: int = 63) -> str:
-    """3..max_length characters of letters, digits, '-' and '_', starting and ending alphanumeric."""
+    """3..max_length characters of letters, digits, '-' and '_', starting and ending alphanumeric, and not
+    a Windows device name (``con``, ``NUL``, ``com1``...)."""
     if not isinstance(name, str):
         raise InputError(f"collection name must be a string, got {type(name).__name__}")
     if not 3 <= len(name) <= max_length or not _NAME.match(name) or not name.isascii():
@@ -51,6 +59,11 @@ def validate_collection_name(name: Any, max_length: int = 63) -> str:
         raise InputError(
             f"invalid collection name {shown!r}: use 3-{max_length} ASCII letters, digits, '-' or '_', "
             "starting and ending with a letter or digit"
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise InputError(
+            f"invalid collection name {name!r}: it is a reserved device name on Windows file systems "
+            "(con, prn, aux, nul, com1-9, lpt1-9); choose another"
         )
     return name
 
