@@ -211,6 +211,10 @@ def test_a_stopped_engine_is_reported_with_its_pid_not_waited_on(tmp_path: Path)
         pid = int(engine.status()["pid"])
     os.kill(pid, signal.SIGSTOP)
     try:
+        started = time.monotonic()
+        with pytest.raises(EngineUnresponsive, match=f"pid {pid}.*sent nothing for 3s during hello"):
+            RemoteEngine(settings)
+        assert time.monotonic() - started < 30
         for args, extra in ((["search", "notes", "alpha"], {}), (["engine", "status"], {}),
                             (["engine", "stop"], {}), (["search", "notes", "alpha"], {"DIVER_ENGINE__MODE": "local"})):  # fmt: skip
             started = time.monotonic()
