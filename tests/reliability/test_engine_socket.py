@@ -120,6 +120,7 @@ def test_an_impostor_listening_in_a_shared_data_dir_is_refused(other_user: str, 
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServiceThread]:
     monkeypatch.setattr(server, "HELLO_TIMEOUT_S", 1.0, raising=False)
     monkeypatch.setattr(server, "BODY_TIMEOUT_S", 1.0, raising=False)
+    monkeypatch.setattr(protocol, "PROGRESS_INTERVAL_S", 0.3, raising=False)  # before its thread starts
     running = ServiceThread(settings_for(tmp_path / "data"))
     try:
         yield running
@@ -178,7 +179,6 @@ def test_silent_or_half_frame_connections_are_closed(service: ServiceThread) -> 
 def test_progress_frames_keep_a_long_request_alive(service: ServiceThread, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """A request longer than the client's timeout succeeds: the engine's progress frames are its pulse."""
-    monkeypatch.setattr(protocol, "PROGRESS_INTERVAL_S", 0.3)
     monkeypatch.setattr(type(service.service), "op_warm",
                         lambda self, conn, collection: time.sleep(4.0), raising=True)  # fmt: skip
     client = settings_for(tmp_path / "data", request_timeout_s=1.5)
