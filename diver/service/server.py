@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import socket
 import threading
 import time
@@ -21,6 +20,9 @@ from diver.config import DiverSettings
 from diver.errors import DiverError, EngineSettingsMismatch, IndexLocked
 from diver.index.engine import Engine
 from diver.service import protocol
+from diver.service.connections import close as _close
+from diver.service.connections import peer_gone as _peer_gone
+from diver.service.connections import refusal as _refusal
 from diver.text.documents import Document
 
 log = logging.getLogger("diver.service")
@@ -32,8 +34,6 @@ BODY_TIMEOUT_S = 30.0
 """Once a frame's header has come, its body must follow within this time."""
 SEND_TIMEOUT_S = 60.0
 """A reply or progress frame that a client does not take within this time ends its connection."""
-CONTROL_OPS = frozenset({"status", "stop", "release"})
-"""What a ``hello`` without settings (a control connection: ``release``, ``diver engine stop``) may ask."""
 
 
 class EngineService:
@@ -366,40 +366,6 @@ def _owner(data_dir: Path) -> str:
         return (data_dir / ".lock.owner").read_text(encoding="utf-8")
     except OSError:
         return ""
-
-
-def _refusal(op: str, greeted: str | None) -> dict[str, Any] | None:
-    """The error reply for a request out of order: anything before ``hello``, a second ``hello``, or a
-    data operation on a control connection. The connection is closed after it."""
-    if greeted is None and op != "hello":
-        message = f"the first request must be hello, got {op!r}"
-    elif greeted is not None and op == "hello":
-        message = "hello was already said on this connection"
-    elif greeted == "control" and op not in CONTROL_OPS:
-        message = f"{op!r} needs a hello with this client's settings"
-    else:
-        return None
-    return {"error": {"type": "StateError", "message": message}}
-
-
-def _peer_gone(conn: socket.socket) -> bool:
-    """Whether the client closed its end (EOF waiting to be read), without waiting: ``select`` first, as a
-    socket with a timeout would wait for data even when asked not to."""
-    try:
-        readable, _, _ = select.select([conn], [], [], 0)
-        return bool(readable) and conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except (OSError, ValueError):
-        return True
-
-
-def _close(conn: socket.socket) -> None:
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        log.debug("connection already closed")
-    conn.close()
 
 
 def run(settings: DiverSettings) -> None:
