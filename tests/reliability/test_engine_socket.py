@@ -32,6 +32,7 @@ from users_support import (
     send_raw,
     shared_dir,  # noqa: F401 - fixture
     start_as,
+    stop_as,
     wait_ready,
 )
 
@@ -75,8 +76,7 @@ def test_socket_folder_squatted_by_another_user_is_refused(
                 engine.collection("notes", create=True).upsert([Document(id="a", text="the victim's secret")])
         assert records(record) == []  # not even a hello reached the attacker
     finally:
-        fake.kill()
-        fake.wait()
+        stop_as(fake)
 
 
 def test_socket_folder_open_to_others_or_a_symlink_is_refused(tmp_path: Path,
@@ -112,8 +112,7 @@ def test_an_impostor_listening_in_a_shared_data_dir_is_refused(other_user: str, 
                 engine.collection("notes").search("what is secret")
         assert records(record) == []
     finally:
-        fake.kill()
-        fake.wait()
+        stop_as(fake)
 
 
 @pytest.fixture

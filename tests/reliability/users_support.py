@@ -11,12 +11,14 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,13 @@ def other_user() -> Iterator[str]:
     try:
         yield name
     finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True)  # noqa: S607
+        for _ in range(50):  # the user's last processes may still be exiting
+            done = subprocess.run(["userdel", name], check=False, capture_output=True, text=True)  # noqa: S607
+            if done.returncode in (0, 6):  # 6: no such user
+                break
+            time.sleep(0.2)
+        else:
+            warnings.warn(f"could not remove test user {name}: {done.stderr.strip()}", stacklevel=1)
 
 
 @pytest.fixture
@@ -64,8 +72,18 @@ def run_as(user: str, code: str, *args: str, timeout: float = 60) -> subprocess.
 
 
 def start_as(user: str, code: str, *args: str) -> subprocess.Popen[str]:
+    """``code`` running as ``user`` in its own process group (``stop_as`` ends runuser and its child)."""
     return subprocess.Popen(["runuser", "-u", user, "--", SYSTEM_PYTHON, "-c", code, *args],  # noqa: S607
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+
+
+def stop_as(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
 
 
 FAKE_ENGINE = r'''
