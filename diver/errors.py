@@ -155,6 +155,14 @@ class EngineUnavailable(StateError):
     """The shared engine process of a data directory could not be started or reached."""
 
 
+class EngineUnresponsive(EngineUnavailable):
+    """The shared engine accepted the connection but sent nothing for too long (stopped or hung)."""
+
+
+class UnsafePath(StateError):
+    """A folder or socket DIVER relies on is owned by another user or open to other users: refused."""
+
+
 class EngineSettingsMismatch(ConfigError):
     """A client's index settings differ from those of the running shared engine of its data directory."""
 

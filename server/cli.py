@@ -58,12 +58,16 @@ def run_server(
         except DiverError as exc:
             log.error("%s", exc)
             raise typer.Exit(1) from exc
-    token = settings.server.auth_token.get_secret_value() if settings.server.auth_token else None
+    config = settings.server
     try:
         if transport is Transport.stdio:
             anyio.run(server.run_stdio_async)
         else:
-            anyio.run(serve_http, server, settings.server.host, settings.server.port, token)
+            from diver.server.http import resolve_token
+
+            configured = config.auth_token.get_secret_value() if config.auth_token else None
+            token = resolve_token(configured, config.host, settings.data_dir)
+            anyio.run(serve_http, server, config.host, config.port, token, config.allowed_hosts, config.allowed_origins)
     except* DiverError as group:
         for exc in group.exceptions:
             log.error("%s", exc)

@@ -157,3 +157,11 @@ def test_million_and_bm25_update_sections_at_tiny_sizes(tmp_path, monkeypatch):
     update = bm25_update(400, queries=3)
     for step in ("add_100", "delete_100"):
         assert update[step]["max_abs_diff"] <= 1e-6 and update[step]["top10_equal"]
+
+
+def test_big_document_section_runs_with_its_baseline():
+    from benchmarks.big_document_bench import measure
+
+    row = measure(0.05, baseline=True)
+    assert row["chunks"] > 1 and row["hits"] == 1 and row["document_mb"] >= 0.05
+    assert row["read_segment_s"] > 0 and row["baseline_substr_sql_s"] > 0

@@ -176,3 +176,24 @@ def test_a_symlink_swapped_between_check_and_open_is_refused(
     assert what != "jsonl", "the swapped .jsonl was read"
     assert not any("SECRET" in d.text for d in docs)
     assert any("outside the allowed roots" in s for s in skipped), skipped
+
+
+def test_an_over_long_jsonl_line_is_skipped_without_reading_it_whole(tmp_path: Path) -> None:
+    """Issue 21 item 8: a 40 MB single-line .jsonl (limit 1 MB) is measured in pieces (it was read whole:
+    a 200 MB line took 437 MB RSS); the lines around it still count."""
+    import tracemalloc
+
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as handle:
+        handle.write(b'{"id": "a", "text": "first"}\n')
+        handle.write(b'{"id": "huge", "text": "' + b"x" * (40 << 20) + b'"}\n')
+        handle.write(b'{"id": "b", "text": "last"}')  # no trailing newline
+    tracemalloc.start()
+    try:
+        docs, skipped = read_documents(path, max_bytes=1_000_000, max_metadata_bytes=1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [d.id for d in docs] == ["a", "b"]
+    assert skipped == [f"big.jsonl line 2: line is {(40 << 20) + 27} bytes, over the document limit of 1000000"]
+    assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB"

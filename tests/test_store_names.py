@@ -137,3 +137,14 @@ def test_a_damaged_store_id_is_a_clear_error(tmp_path, content):
     (settings.data_dir / "store-id").write_text(content)
     with pytest.raises(StateError, match="store id"):
         Engine(settings)
+
+
+@pytest.mark.parametrize("name", ["con", "CON", "Nul", "aux", "prn", "com1", "LPT9"])
+def test_windows_device_names_are_refused_as_collection_names(name: str) -> None:
+    """Issue 21 item 8: a collection folder named con/NUL cannot exist on Windows file systems."""
+    from diver.errors import InputError
+    from diver.index.engine import validate_collection_name
+
+    with pytest.raises(InputError, match="reserved device name"):
+        validate_collection_name(name)
+    assert validate_collection_name("console") == "console" and validate_collection_name("com10") == "com10"

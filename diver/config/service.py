@@ -22,7 +22,21 @@ class LimitSettings(Section):
 class ServerSettings(Section):
     host: str = Field("127.0.0.1", description="HTTP bind address; non-loopback requires auth_token.")
     port: int = Field(8765, ge=0, le=65535, description="HTTP port (0 = any free port).")
-    auth_token: SecretStr | None = Field(None, description="Bearer token for the HTTP transport.")
+    auth_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for the HTTP transport, which always requires one: when unset (loopback "
+        "only) the token in <data_dir>/http-token is used, created 0600 on first start.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names accepted besides the bind address (e.g. the public name of a 0.0.0.0 "
+        "bind); other Host headers get 421 (DNS rebinding protection).",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (scheme://host[:port]) allowed besides the server's own; other Origin "
+        "headers get 403.",
+    )
     allowed_roots: list[Path] = Field(
         default_factory=list, description="index_path may only read under these folders (none = refused)."
     )
@@ -54,5 +68,10 @@ class EngineSettings(Section):
     start_timeout_s: float = Field(
         300.0, gt=0, le=3600, description="How long a client waits for the engine to start (model loading)."
     )
+    request_timeout_s: float = Field(
+        60.0, gt=0, le=86400,
+        description="A client gives up (EngineUnresponsive) when the engine sends nothing for this long; a "
+        "working engine sends a progress frame every 2 s, so this bounds silence, not the length of a request.",
+    )  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from diver.index.lexical.view import LexicalView, LexicalViews
 from diver.index.moves import chunk_vectors, reusable_vectors
 from diver.index.stores.base import VectorStore
 from diver.index.upserts import ProgressCallback, UpsertRun, document_batches
-from diver.text.documents import Document, chunk_document, content_hash
+from diver.text.documents import Document, check_limits, chunk_document, content_hash
 from diver.text.queries import prepare_queries
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,10 @@ class Collection:
         try:
             with self._write_lock, self._write_call():
                 self._reconcile()
+                limits = self.engine.settings.limits
                 for batch in document_batches(documents, self.engine.settings.store.write_batch_size):
+                    for doc in batch:  # the limits hold whatever the entry point (Python API, engine, MCP)
+                        check_limits(doc, limits.max_document_bytes, limits.max_metadata_bytes)
                     self._write_batch(run.unique(batch), embedder, run.report)
                     run.advance(len(batch))
         finally:

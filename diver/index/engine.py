@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -41,8 +42,16 @@ LockContention = Callable[[Path, Any], bool]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]$")
 
 
+RESERVED_NAMES = frozenset(
+    ["con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))]
+)
+"""Device names on Windows file systems (any case): a folder so named cannot be created or copied there,
+so a data directory holding one could not move to Windows or a share it mounts. Refused everywhere."""
+
+
 def validate_collection_name(name: Any, max_length: int = 63) -> str:
-    """3..max_length characters of letters, digits, '-' and '_', starting and ending alphanumeric."""
+    """3..max_length characters of letters, digits, '-' and '_', starting and ending alphanumeric, and not
+    a Windows device name (``con``, ``NUL``, ``com1``...)."""
     if not isinstance(name, str):
         raise InputError(f"collection name must be a string, got {type(name).__name__}")
     if not 3 <= len(name) <= max_length or not _NAME.match(name) or not name.isascii():
@@ -50,6 +59,11 @@ def validate_collection_name(name: Any, max_length: int = 63) -> str:
         raise InputError(
             f"invalid collection name {shown!r}: use 3-{max_length} ASCII letters, digits, '-' or '_', "
             "starting and ending with a letter or digit"
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise InputError(
+            f"invalid collection name {name!r}: it is a reserved device name on Windows file systems "
+            "(con, prn, aux, nul, com1-9, lpt1-9); choose another"
         )
     return name
 
@@ -67,6 +81,7 @@ class Engine:
         has handed the lock over (``diver.service.local_engine`` passes the shared engine's hand-over)."""
         self.settings = settings or load_settings()
         self.data_dir = self.settings.data_dir
+        private_data_dir(self.data_dir)
         (self.data_dir / "collections").mkdir(parents=True, exist_ok=True)
         self._lock_file = _acquire_lock(self.data_dir, on_locked)
         try:
@@ -213,10 +228,32 @@ class Engine:
         self.close()
 
 
+_WARNED: set[Path] = set()
+
+
+def private_data_dir(data_dir: Path) -> None:
+    """Create ``data_dir`` (and missing parents) with mode 0700: documents, indexes and tokens are the
+    user's alone. An existing directory open to group/other is left as it is, with a warning (once)."""
+    try:
+        data_dir.mkdir(mode=0o700, parents=True)
+        data_dir.chmod(0o700)  # whatever the umask
+        return
+    except FileExistsError:
+        pass
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    if mode & 0o077 and data_dir.resolve() not in _WARNED:
+        _WARNED.add(data_dir.resolve())
+        log.warning(
+            "data directory %s has mode %o: other users may read the documents and indexes in it; "
+            "run `chmod 700 %s` unless it is meant to be shared",
+            data_dir, mode, data_dir,
+        )  # fmt: skip
+
+
 def _acquire_lock(data_dir: Path, on_locked: LockContention | None) -> Any:
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(data_dir / ".lock"))
+    lock = FileLock(str(data_dir / ".lock"), mode=0o600)
     try:
         lock.acquire(timeout=0)
     except Timeout as exc:

@@ -17,13 +17,18 @@ from diver.text.documents import Document
 ProgressCallback = Callable[[int, int | None], None]
 
 
-def document_batches(documents: Iterable[Document], size: int, max_bytes: int | None = None) -> Iterator[list[Document]]:
-    """Batches of at most ``size`` documents and (when given) about ``max_bytes`` of text; a document larger
-    than ``max_bytes`` travels alone."""
+def document_batches(
+    documents: Iterable[Document],
+    size: int,
+    max_bytes: int | None = None,
+    measure: Callable[[Document], int] | None = None,
+) -> Iterator[list[Document]]:
+    """Batches of at most ``size`` documents and (when given) about ``max_bytes`` of text (or of
+    ``measure(doc)``, e.g. its encoded size); a document larger than ``max_bytes`` travels alone."""
     batch: list[Document] = []
     used = 0
     for doc in documents:
-        cost = len(doc.text) + len(doc.id) + 64
+        cost = measure(doc) if measure is not None else len(doc.text) + len(doc.id) + 64
         if batch and (len(batch) >= size or (max_bytes is not None and used + cost > max_bytes)):
             yield batch
             batch, used = [], 0

@@ -16,6 +16,7 @@ from diver.errors import DiverError
 
 
 def main() -> int:
+    os.umask(0o077)  # everything the engine writes (catalog, vectors, BM25 segments, logs) is the user's alone
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")

@@ -20,16 +20,15 @@ from typing import Any
 import numpy as np
 
 from diver.config import DiverSettings, load_settings
-from diver.errors import EngineUnavailable
+from diver.errors import EngineUnavailable, EngineUnresponsive
 from diver.hits import CollectionInfo, IndexReport, SearchMode, SearchResult
 from diver.index.upserts import ProgressCallback, UpsertRun, document_batches
 from diver.service import protocol
 from diver.service.spawn import start_engine, try_connect
-from diver.text.documents import Document
+from diver.text.documents import Document, check_limits
 
 log = logging.getLogger(__name__)
-BATCH_BYTES = 32 << 20
-"""Upserts are sent in batches of at most ``store.write_batch_size`` documents and about this many bytes."""
+BATCH_BYTES = protocol.BATCH_BYTES
 
 
 def open_engine(settings: DiverSettings | None = None) -> Any:
@@ -44,10 +43,30 @@ def open_engine(settings: DiverSettings | None = None) -> Any:
 def local_engine(settings: DiverSettings | None = None, embedder: Any = None) -> Any:
     """An in-process ``diver.index.engine.Engine`` holding the data directory's lock; an idle shared engine
     process that holds it is asked to hand it over (one with clients keeps it: ``IndexLocked``)."""
+    from functools import partial
+
     from diver.index.engine import Engine
     from diver.service.spawn import take_over_idle_engine
 
-    return Engine(settings, embedder=embedder, on_locked=take_over_idle_engine)
+    settings = settings or load_settings()
+    hand_over = partial(take_over_idle_engine, timeout=settings.engine.request_timeout_s)
+    return Engine(settings, embedder=embedder, on_locked=hand_over)
+
+
+def unresponsive(data_dir: Any, op: str, timeout: float) -> EngineUnresponsive:
+    """The error for an engine that holds its connection but sends nothing: its pid and what to do."""
+    pid = protocol.read_pid(data_dir)
+    who = f"pid {pid}" if pid is not None else "pid unknown"
+    return EngineUnresponsive(
+        f"the engine of {data_dir} ({who}) sent nothing for {timeout:g}s during {op}: it is stopped or hung. "
+        f"If it was suspended, resume it (`kill -CONT {pid}`); otherwise end it (`kill {pid}`; the next "
+        f"client starts a fresh one). See {data_dir}/engine.log; engine.request_timeout_s sets this limit"
+    )
+
+
+def _wire_size(doc: Document) -> int:
+    """About the bytes ``doc`` takes in a request frame (its JSON, as ``send_frame`` encodes it)."""
+    return len(protocol.encode(doc.model_dump())) + 2
 
 
 class RemoteEmbedder:
@@ -103,14 +122,17 @@ class RemoteEngine:
 
     # -- transport --------------------------------------------------------------------------------
     def call(self, op: str, **args: Any) -> Any:
-        """Run ``op`` in the engine; a lost connection is retried once on a fresh (restarted) engine."""
+        """Run ``op`` in the engine; a lost connection is retried once on a fresh (restarted) engine. An
+        engine that keeps the connection but sends nothing (not even progress frames) for
+        ``engine.request_timeout_s`` raises ``EngineUnresponsive``."""
         for attempt in (1, 2):
             conn = self._checkout()
             try:
-                protocol.send_frame(conn, {"op": op, "args": args})
-                reply = protocol.recv_frame(conn)
-                if reply is None:
-                    raise protocol.ConnectionLost("the engine closed the connection")
+                reply = self._exchange(conn, op, args)
+            except TimeoutError as exc:
+                conn.close()
+                self._drop_pool()
+                raise unresponsive(self.data_dir, op, self.settings.engine.request_timeout_s) from exc
             except OSError as exc:
                 conn.close()
                 self._drop_pool()
@@ -126,6 +148,17 @@ class RemoteEngine:
                 raise protocol.error_from_payload(reply["error"])
             return reply.get("ok")
         raise AssertionError("unreachable")
+
+    def _exchange(self, conn: socket.socket, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and wait for its reply, skipping the engine's progress frames."""
+        conn.settimeout(self.settings.engine.request_timeout_s)
+        protocol.send_frame(conn, {"op": op, "args": args})
+        while True:
+            reply = protocol.recv_frame(conn)
+            if reply is None:
+                raise protocol.ConnectionLost("the engine closed the connection")
+            if "progress" not in reply:
+                return reply
 
     def _checkout(self) -> socket.socket:
         with self._guard:
@@ -152,15 +185,16 @@ class RemoteEngine:
         """A new connection that passed ``hello``; an engine dying while we connect is retried (a socket
         can accept a connection in the instant before its process is gone)."""
         error: OSError | None = None
+        timeout = self.settings.engine.request_timeout_s
         for _ in range(3):
-            conn = try_connect(protocol.socket_path(self.data_dir)) or start_engine(self.settings)
+            conn = try_connect(protocol.socket_path(self.data_dir), timeout) or start_engine(self.settings)
             try:
-                protocol.send_frame(conn, {"op": "hello", "args": {
+                reply = self._exchange(conn, "hello", {
                     "version": protocol.PROTOCOL_VERSION, "pid": os.getpid(),
-                    "sections": protocol.index_sections(self.settings)}})  # fmt: skip
-                reply = protocol.recv_frame(conn)
-                if reply is None:
-                    raise protocol.ConnectionLost("the engine closed the connection on hello")
+                    "sections": protocol.index_sections(self.settings)})  # fmt: skip
+            except TimeoutError as exc:
+                conn.close()
+                raise unresponsive(self.data_dir, "hello", timeout) from exc
             except OSError as exc:
                 conn.close()
                 error = exc
@@ -247,8 +281,11 @@ class RemoteCollection:
     ) -> IndexReport:
         """Add or replace documents by id, in batches; each batch is committed atomically by the engine."""
         run = UpsertRun(self.name, total, progress, on_progress)
+        settings = self.engine.settings
         try:
-            for batch in document_batches(documents, self.engine.settings.store.write_batch_size, BATCH_BYTES):
+            for batch in document_batches(documents, settings.store.write_batch_size, BATCH_BYTES, _wire_size):
+                for doc in batch:  # refused here as the engine would: a clear error, no oversized frame
+                    check_limits(doc, settings.limits.max_document_bytes, settings.limits.max_metadata_bytes)
                 unique = run.unique(batch)
                 run.add(IndexReport.model_validate(self._call("upsert", documents=[d.model_dump() for d in unique])))
                 run.advance(len(batch))

@@ -2,7 +2,12 @@
 
 One request or reply is a frame: 8 bytes big-endian length, then that many bytes of UTF-8 JSON.
 Request ``{"op": name, "args": {...}}``; reply ``{"ok": value}`` or ``{"error": {"type", "message"}}``
-where ``type`` names a class of ``diver.errors`` (the client raises that class again).
+where ``type`` names a class of ``diver.errors`` (the client raises that class again). While a request
+runs the engine sends ``{"progress": {"op", "elapsed_s"}}`` frames every ``PROGRESS_INTERVAL_S``: the
+client counts them as signs of life and times out only on silence (a stopped or hung engine).
+
+Who may talk: the first request of a connection must be ``hello``; both ends check that the peer runs
+as the same user (``SO_PEERCRED``); the socket folder must be the user's own and closed to others.
 
 Files (all in the data directory, next to ``.lock`` which the engine holds through ``Engine``)::
 
@@ -18,7 +23,9 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import struct
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,8 +36,14 @@ from diver import errors
 from diver.config import DiverSettings
 
 HEADER = struct.Struct(">Q")
-MAX_FRAME = 1 << 31  # 2 GiB: a batch of documents is bounded far below (limits.max_document_bytes x batch)
-PROTOCOL_VERSION = 1
+MAX_FRAME = 1 << 30
+"""Largest reply a client accepts (1 GiB); what the engine accepts is bounded by ``frame_limit``."""
+PROTOCOL_VERSION = 2
+BATCH_BYTES = 32 << 20
+"""Clients send upserts in batches of at most ``store.write_batch_size`` documents and about this many
+bytes of JSON (one larger document travels alone)."""
+PROGRESS_INTERVAL_S = 2.0
+"""The engine sends a progress frame this often while a request runs (liveness for the client)."""
 ENGINE_OWNER_TAG = "(diver engine)"
 """Written after the pid in ``.lock.owner`` by the engine process: the lock belongs to the shared engine."""
 INDEX_SECTIONS = ("cache_dir", "embedding", "chunking", "bm25", "store", "fusion", "limits")
@@ -42,15 +55,71 @@ class ConnectionLost(OSError):
     """The engine closed the connection (it exited or was killed) before replying."""
 
 
+class BadFrame(ValueError):
+    """A frame that is too large, not JSON, nested too deeply, or not an object: the connection is closed."""
+
+
 def socket_path(data_dir: Path) -> Path:
-    """``<data_dir>/engine.sock``, or a per-user path under the temp dir named by a hash of the data dir."""
+    """``<data_dir>/engine.sock``, or a per-user path under the temp dir named by a hash of the data dir.
+
+    The temp-dir folder must be a real directory owned by this user with no group/other permissions: one
+    another user created first (to receive our documents and answer our searches) is refused."""
     path = data_dir.resolve() / "engine.sock"
     if len(os.fsencode(str(path))) <= MAX_UNIX_PATH:
         return path
     digest = hashlib.sha256(os.fsencode(str(data_dir.resolve()))).hexdigest()[:20]
     folder = Path(tempfile.gettempdir()) / f"diver-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    check_private_dir(folder)
     return folder / f"{digest}.sock"
+
+
+def check_private_dir(folder: Path) -> None:
+    """Refuse ``folder`` unless it is a directory (not a symlink) owned by us, closed to group and other."""
+    info = os.lstat(folder)
+    problem = ""
+    if not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory (a symlink or file)"
+    elif info.st_uid != os.getuid():
+        problem = f"is owned by uid {info.st_uid}, not by this user (uid {os.getuid()})"
+    elif info.st_mode & 0o077:
+        problem = f"has mode {stat.S_IMODE(info.st_mode):o}: group/other may enter it"
+    if problem:
+        raise errors.UnsafePath(
+            f"refusing the engine socket folder {folder}: it {problem}. Another user may have created it to "
+            f"intercept this engine; remove it (or set TMPDIR to a private folder) and retry"
+        )
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a connected Unix socket."""
+    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return int(struct.unpack("3i", raw)[1])
+    if sys.platform == "darwin":  # LOCAL_PEERCRED (SOL_LOCAL=0, 1): struct xucred {version, uid, ...}
+        raw = sock.getsockopt(0, 1, 76)
+        return int(struct.unpack("2I", raw[:8])[1])
+    raise errors.UnsafePath(f"cannot check the engine socket's peer on {sys.platform}")
+
+
+def check_peer(sock: socket.socket, what: str) -> None:
+    """Refuse a peer running as another user (``what`` names it in the message)."""
+    uid = peer_uid(sock)
+    if uid != os.getuid():
+        raise errors.UnsafePath(
+            f"the {what} at the other end of the engine socket runs as uid {uid}, not as this user "
+            f"(uid {os.getuid()}): refused"
+        )
+
+
+def frame_limit(max_document_bytes: int, max_metadata_bytes: int) -> int:
+    """The largest request the engine reads: a write batch (``BATCH_BYTES`` of JSON, or one document of the
+    configured limits, JSON-escaped up to 6 bytes per byte of UTF-8), with room for the frame's own keys."""
+    one_document = 6 * (max_document_bytes + max_metadata_bytes) + 4096
+    return max(BATCH_BYTES, one_document) + (1 << 20)
 
 
 def pid_path(data_dir: Path) -> Path:
@@ -74,24 +143,40 @@ def read_pid(data_dir: Path) -> int | None:
         return None
 
 
+def encode(message: Any) -> bytes:
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
 def send_frame(sock: socket.socket, message: dict[str, Any]) -> None:
-    data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    data = encode(message)
     sock.sendall(HEADER.pack(len(data)) + data)
 
 
-def recv_frame(sock: socket.socket) -> dict[str, Any] | None:
-    """The next frame, or None when the peer closed the connection cleanly between frames."""
+def recv_frame(
+    sock: socket.socket, limit: int = MAX_FRAME, body_timeout: float | None = None
+) -> dict[str, Any] | None:
+    """The next frame, or None when the peer closed the connection cleanly between frames.
+
+    The header is awaited under the socket's own timeout; once it has come, the body must follow within
+    ``body_timeout`` seconds (a header with no body must not hold a connection forever)."""
     header = _recv_exact(sock, HEADER.size, allow_eof=True)
     if header is None:
         return None
     (size,) = HEADER.unpack(header)
-    if size > MAX_FRAME:
-        raise ConnectionLost(f"frame of {size} bytes refused")
+    if size > limit:
+        raise BadFrame(f"frame of {size} bytes refused (limit {limit})")
+    if body_timeout is not None:
+        sock.settimeout(body_timeout)
     body = _recv_exact(sock, size, allow_eof=False)
     assert body is not None
-    message = json.loads(body.decode("utf-8"))
+    try:
+        message = json.loads(body.decode("utf-8"))
+    except RecursionError as exc:
+        raise BadFrame("frame nested too deeply") from exc
+    except UnicodeDecodeError as exc:
+        raise BadFrame(f"frame is not UTF-8: {exc}") from exc
     if not isinstance(message, dict):
-        raise ConnectionLost("frame is not a JSON object")
+        raise BadFrame("frame is not a JSON object")
     return message
 
 

@@ -20,11 +20,20 @@ from diver.config import DiverSettings
 from diver.errors import DiverError, EngineSettingsMismatch, IndexLocked
 from diver.index.engine import Engine
 from diver.service import protocol
+from diver.service.connections import close as _close
+from diver.service.connections import peer_gone as _peer_gone
+from diver.service.connections import refusal as _refusal
 from diver.text.documents import Document
 
 log = logging.getLogger("diver.service")
 LOCK_WAIT_S = 20.0
 """A new engine waits this long for the data-directory lock (an idle engine may still be exiting)."""
+HELLO_TIMEOUT_S = 10.0
+"""A connection must say ``hello`` within this time (a silent one must not keep an idle engine alive)."""
+BODY_TIMEOUT_S = 30.0
+"""Once a frame's header has come, its body must follow within this time."""
+SEND_TIMEOUT_S = 60.0
+"""A reply or progress frame that a client does not take within this time ends its connection."""
 
 
 class EngineService:
@@ -44,6 +53,10 @@ class EngineService:
         self._clients: set[int] = set()
         self._requests = 0
         self._listener: socket.socket | None = None
+        self._busy: dict[int, tuple[socket.socket, threading.Lock, str, float]] = {}
+        self.frame_limit = protocol.frame_limit(
+            settings.limits.max_document_bytes, settings.limits.max_metadata_bytes
+        )
         self.path = protocol.socket_path(self.data_dir)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -74,6 +87,7 @@ class EngineService:
         assert self._listener is not None
         watcher = threading.Thread(target=self._watch_idle, name="diver-engine-idle", daemon=True)
         watcher.start()
+        threading.Thread(target=self._send_progress, name="diver-engine-progress", daemon=True).start()
         log.info("engine %d serving %s on %s", os.getpid(), self.data_dir, self.path)
         while not self._closing.is_set():
             try:
@@ -84,7 +98,6 @@ class EngineService:
                 if self._closing.is_set():
                     break
                 raise DiverError(f"engine socket failed: {exc}") from exc
-            conn.settimeout(None)
             threading.Thread(target=self._handle, args=(conn,), name="diver-engine-conn", daemon=True).start()
         self._shutdown()
 
@@ -115,36 +128,88 @@ class EngineService:
 
     # -- connections ------------------------------------------------------------------------------
     def _handle(self, conn: socket.socket) -> None:
+        try:
+            protocol.check_peer(conn, "client")
+        except (DiverError, OSError) as exc:
+            log.warning("refused a connection: %s", exc)
+            _close(conn)
+            return
         key = id(conn)
         with self._guard:
             self._connections[key] = conn
         try:
-            while not self._closing.is_set():
-                try:
-                    request = protocol.recv_frame(conn)
-                except (OSError, ValueError):
-                    return
-                if request is None:
-                    return
-                with self._guard:
-                    self._in_flight += 1
-                    self._requests += 1
-                try:
-                    reply = self._dispatch(request, conn)
-                finally:
-                    with self._idle:
-                        self._in_flight -= 1
-                        self._last_active = time.monotonic()
-                        self._idle.notify_all()
-                try:
-                    protocol.send_frame(conn, reply)
-                except OSError:
-                    return  # the client died waiting: what was done is committed and stays
+            self._serve_connection(key, conn)
         finally:
             with self._guard:
                 self._connections.pop(key, None)
                 self._last_active = time.monotonic()
             _close(conn)
+
+    def _serve_connection(self, key: int, conn: socket.socket) -> None:
+        """Frames until the client leaves: ``hello`` first (within ``HELLO_TIMEOUT_S``), then requests."""
+        sender = threading.Lock()
+        greeted: str | None = None  # "client" (settings compared) or "control" (status/stop/release)
+        conn.settimeout(HELLO_TIMEOUT_S)
+        while not self._closing.is_set():
+            try:
+                request = protocol.recv_frame(conn, self.frame_limit, BODY_TIMEOUT_S)
+            except protocol.BadFrame as exc:
+                log.warning("closing a connection that sent a bad frame: %s", exc)
+                return
+            except OSError:
+                return  # gone, silent before hello, or a header without its body
+            if request is None:
+                return
+            conn.settimeout(SEND_TIMEOUT_S)
+            op = str(request.get("op", ""))
+            refusal = _refusal(op, greeted)
+            reply = refusal or self._run(key, conn, sender, op, request)
+            if op == "hello" and "ok" in reply:
+                greeted = "control" if (request.get("args") or {}).get("sections") is None else "client"
+            try:
+                with sender:
+                    protocol.send_frame(conn, reply)
+            except OSError:
+                return  # the client died waiting: what was done is committed and stays
+            if refusal is not None:
+                return
+            conn.settimeout(None if greeted else HELLO_TIMEOUT_S)
+
+    def _run(
+        self, key: int, conn: socket.socket, sender: threading.Lock, op: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        with self._guard:
+            self._in_flight += 1
+            self._requests += 1
+            self._busy[key] = (conn, sender, op, time.monotonic())
+        try:
+            return self._dispatch(request, conn)
+        finally:
+            with self._idle:
+                self._busy.pop(key, None)
+                self._in_flight -= 1
+                self._last_active = time.monotonic()
+                self._idle.notify_all()
+
+    def _send_progress(self) -> None:
+        """Every ``PROGRESS_INTERVAL_S``, a progress frame to each client whose request is still running
+        (the client's sign that the engine is alive: it times out only on silence)."""
+        while not self._closing.wait(protocol.PROGRESS_INTERVAL_S):
+            now = time.monotonic()
+            with self._guard:
+                busy = list(self._busy.items())
+            for key, (conn, sender, op, started) in busy:
+                if now - started < protocol.PROGRESS_INTERVAL_S / 2 or not sender.acquire(timeout=0.1):
+                    continue
+                try:
+                    with self._guard:
+                        still = self._busy.get(key, (None,))[0] is conn
+                    if still:
+                        protocol.send_frame(conn, {"progress": {"op": op, "elapsed_s": round(now - started, 1)}})
+                except OSError:
+                    log.debug("progress frame not delivered (client gone)")
+                finally:
+                    sender.release()
 
     def _dispatch(self, request: dict[str, Any], conn: socket.socket) -> dict[str, Any]:
         op = str(request.get("op", ""))
@@ -168,25 +233,20 @@ class EngineService:
         """Connections other than ``conn`` whose client is still there (a killed client reads as EOF)."""
         with self._guard:
             others = [c for c in self._connections.values() if c is not conn]
-        live = 0
-        for other in others:
-            try:
-                live += 1 if other.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) else 0
-            except BlockingIOError:
-                live += 1
-            except OSError:
-                continue
-        return live
+        return sum(0 if _peer_gone(other) else 1 for other in others)
 
     # -- operations (op_<name>; each returns JSON-ready values) ----------------------------------
     def op_hello(
-        self, conn: socket.socket, version: int, pid: int, sections: dict[str, Any]
+        self, conn: socket.socket, version: int, pid: int, sections: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        """Required first on every connection; ``sections=None`` opens a control connection."""
         if version != protocol.PROTOCOL_VERSION:
             raise EngineSettingsMismatch(
                 f"the engine of {self.data_dir} speaks protocol {protocol.PROTOCOL_VERSION}, this client {version}; "
                 "run `diver engine stop` and retry"
             )
+        if sections is None:
+            return self.op_status(conn)
         differing = sorted(k for k in protocol.INDEX_SECTIONS if sections.get(k) != self.sections.get(k))
         if differing:
             raise EngineSettingsMismatch(
@@ -213,8 +273,12 @@ class EngineService:
         return True
 
     def op_release(self, conn: socket.socket) -> dict[str, Any]:
-        """A local ``Engine`` wants the directory: exit after the requests in flight, unless others use us."""
+        """A local ``Engine`` wants the directory: exit after the requests in flight, unless others use us.
+        A request whose sender has already gone (it gave up on a stopped engine) is not carried out."""
         live = self._live_peers(conn)
+        if _peer_gone(conn):
+            log.warning("engine %d: ignoring a release from a client that has left", os.getpid())
+            return {"released": False, "clients": live, "pid": os.getpid()}
         if live == 0:
             self.stop()
         return {"released": live == 0, "clients": live, "pid": os.getpid()}
@@ -309,14 +373,6 @@ def _owner(data_dir: Path) -> str:
         return (data_dir / ".lock.owner").read_text(encoding="utf-8")
     except OSError:
         return ""
-
-
-def _close(conn: socket.socket) -> None:
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        log.debug("connection already closed")
-    conn.close()
 
 
 def run(settings: DiverSettings) -> None:

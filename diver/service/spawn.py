@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from diver.config import DiverSettings
-from diver.errors import DiverError, EngineUnavailable, IndexLocked
+from diver.errors import DiverError, EngineUnavailable, EngineUnresponsive, IndexLocked
+from diver.index.engine import private_data_dir
 from diver.service import protocol
 
 log = logging.getLogger(__name__)
@@ -27,16 +29,33 @@ ENGINE_ERROR_PREFIX = "DIVER_ENGINE_ERROR "
 _SPAWNED: list[subprocess.Popen[bytes]] = []
 
 
-def try_connect(path: Path) -> socket.socket | None:
+CONNECT_TIMEOUT_S = 10.0
+
+
+def try_connect(path: Path, timeout: float = CONNECT_TIMEOUT_S) -> socket.socket | None:
+    """A connection to the engine socket at ``path`` (None when nothing listens there), refused
+    (``UnsafePath``) when the process at the other end runs as another user."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
     try:
         conn.connect(str(path))
     except (FileNotFoundError, ConnectionRefusedError):
         conn.close()
         return None
+    except TimeoutError as exc:
+        conn.close()
+        raise EngineUnresponsive(
+            f"the engine socket {path} accepted no connection within {timeout:g}s: its engine (see engine.pid "
+            "in the data directory) is stopped or hung; resume it (`kill -CONT <pid>`) or end it (`kill <pid>`)"
+        ) from exc
     except OSError as exc:
         conn.close()
         raise EngineUnavailable(f"cannot connect to the engine socket {path}: {exc}") from exc
+    try:
+        protocol.check_peer(conn, "engine")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -45,11 +64,11 @@ def start_engine(settings: DiverSettings) -> socket.socket:
     from filelock import FileLock, Timeout
 
     data_dir = settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(data_dir)
     path = protocol.socket_path(data_dir)
     timeout = settings.engine.start_timeout_s
     try:
-        with FileLock(str(data_dir / "engine.spawn.lock"), timeout=timeout):
+        with FileLock(str(data_dir / "engine.spawn.lock"), timeout=timeout, mode=0o600):
             conn = try_connect(path)
             if conn is not None:
                 return conn
@@ -82,7 +101,7 @@ def _refuse_if_local_owner(data_dir: Path) -> None:
     engine that could not get the lock."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(data_dir / ".lock"))
+    lock = FileLock(str(data_dir / ".lock"), mode=0o600)
     try:
         lock.acquire(timeout=0)
     except Timeout as exc:
@@ -107,7 +126,7 @@ def _spawn_and_connect(settings: DiverSettings, data_dir: Path, path: Path, time
     payload = protocol.settings_payload(settings)
     payload["data_dir"] = str(data_dir)
     payload["cache_dir"] = str(settings.resolved_cache_dir.resolve())
-    with log_path.open("ab") as sink:
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as sink:
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "diver.service"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             stderr=sink, cwd=str(data_dir), start_new_session=True,
@@ -138,15 +157,21 @@ def _startup_error(log_path: Path, offset: int, code: int, data_dir: Path) -> Di
     return EngineUnavailable(f"the engine of {data_dir} exited with {code} while starting: {text[-1500:]}")
 
 
-def release_idle_engine(data_dir: Path) -> bool | None:
+def release_idle_engine(data_dir: Path, timeout: float = 60.0) -> bool | None:
     """Ask the shared engine to hand the directory to a local ``Engine``: True if it will exit, False if it
-    refuses (other clients are connected), None if no engine answers (starting or exiting)."""
-    conn = try_connect(protocol.socket_path(data_dir.resolve()))
+    refuses (other clients are connected), None if no engine answers (starting or exiting). An engine that
+    takes the connection but says nothing for ``timeout`` seconds raises ``EngineUnresponsive``."""
+    conn = try_connect(protocol.socket_path(data_dir.resolve()), timeout)
     if conn is None:
         return None
     try:
-        protocol.send_frame(conn, {"op": "release", "args": {}})
-        reply = protocol.recv_frame(conn)
+        reply = control_request(conn, "release", timeout)
+    except TimeoutError as exc:
+        pid = protocol.read_pid(data_dir)
+        raise EngineUnresponsive(
+            f"the engine of {data_dir} (pid {pid}) sent nothing for {timeout:g}s when asked to hand over the "
+            f"directory: it is stopped or hung; resume it (`kill -CONT {pid}`) or end it (`kill {pid}`)"
+        ) from exc
     except OSError:
         return None
     finally:
@@ -156,6 +181,20 @@ def release_idle_engine(data_dir: Path) -> bool | None:
     return bool(reply["ok"].get("released"))
 
 
+def control_request(conn: socket.socket, op: str, timeout: float) -> dict[str, Any] | None:
+    """``hello`` as a control connection (no settings), then ``op``; its reply (progress frames skipped)."""
+    conn.settimeout(timeout)
+    for message in ({"op": "hello", "args": {"version": protocol.PROTOCOL_VERSION, "pid": os.getpid()}},
+                    {"op": op, "args": {}}):  # fmt: skip
+        protocol.send_frame(conn, message)
+        reply = protocol.recv_frame(conn)
+        while reply is not None and "progress" in reply:
+            reply = protocol.recv_frame(conn)
+        if not reply or "ok" not in reply:
+            return reply
+    return reply
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -163,7 +202,7 @@ def _read(path: Path) -> str:
         return ""
 
 
-def take_over_idle_engine(data_dir: Path, lock: Any) -> bool:
+def take_over_idle_engine(data_dir: Path, lock: Any, timeout: float = 60.0) -> bool:
     """``Engine(on_locked=...)``: when the lock is the shared engine's and it has no other client, ask it to
     exit and take the lock (True). An engine still starting (its spawning client may have died) is asked
     once its socket answers."""
@@ -178,7 +217,7 @@ def take_over_idle_engine(data_dir: Path, lock: Any) -> bool:
         return False
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if release_idle_engine(data_dir) is False:
+        if release_idle_engine(data_dir, timeout) is False:
             return False  # other clients use it
         try:
             lock.acquire(timeout=1.0)  # it finishes the requests in flight, then exits

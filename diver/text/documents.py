@@ -83,6 +83,30 @@ def make_document(doc_id: Any, text: Any, metadata: Any = None, *, max_bytes: in
         raise InputError(f"document {doc_id!r}: {_first_error(exc)}") from exc
 
 
+def check_limits(doc: Document, max_bytes: int, max_metadata_bytes: int) -> None:
+    """Refuse (``InputError``) a document the engine must not store, whatever the entry point: text over
+    ``max_bytes`` bytes of UTF-8, metadata over ``max_metadata_bytes`` bytes of JSON, blank text, NUL or
+    lone surrogates in the text."""
+    try:
+        size = len(doc.text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InputError(f"document {doc.id!r}: text is not valid unicode ({exc.reason})") from exc
+    if size > max_bytes:
+        raise InputError(
+            f"document {doc.id!r}: text is {size} bytes; the limit is {max_bytes} (limits.max_document_bytes)"
+        )
+    if not doc.text.strip():
+        raise InputError(f"document {doc.id!r}: text is empty")
+    if "\x00" in doc.text:
+        raise InputError(f"document {doc.id!r}: text contains NUL characters")
+    meta = len(json.dumps(doc.metadata, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if meta > max_metadata_bytes:
+        raise InputError(
+            f"document {doc.id!r}: metadata is {meta} bytes of JSON; the limit is {max_metadata_bytes} "
+            "(limits.max_metadata_bytes)"
+        )
+
+
 def _first_error(exc: ValueError) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):

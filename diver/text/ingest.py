@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,7 +262,12 @@ def _read_jsonl(
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise PathNotAllowed(f"{file.name!r} is not a regular file")
-        for number, raw in enumerate(handle, start=1):
+        line_limit = max_bytes + (max_metadata_bytes or 0) + 1024
+        for number, raw in enumerate(_bounded_lines(handle, line_limit), start=1):
+            if isinstance(raw, int):  # an over-long line: measured in pieces, never held whole
+                skipped.append(f"{file.name} line {number}: line is {raw} bytes, over the document limit "
+                               f"of {max_bytes}")  # fmt: skip
+                continue
             if not raw.strip():
                 continue
             try:
@@ -273,6 +278,19 @@ def _read_jsonl(
             documents.append(doc)
             _check_count(len(documents), max_documents, file.name)
     return documents
+
+
+def _bounded_lines(handle: Any, limit: int) -> Iterator[bytes | int]:
+    """Each line of ``handle`` as bytes, or, for a line longer than ``limit`` bytes, its length."""
+    while line := handle.readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while line and not line.endswith(b"\n"):
+            line = handle.readline(1 << 20)
+            size += len(line)
+        yield size
 
 
 def _jsonl_document(raw: bytes, max_bytes: int, max_metadata_bytes: int | None) -> Document:

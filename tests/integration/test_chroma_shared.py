@@ -27,6 +27,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
+TOKEN = "chroma-shared-token-0123456789"
+
 
 def start_chroma(root: Path, port: int) -> subprocess.Popen[bytes]:
     """`chroma run` on 127.0.0.1:port persisting under root/data (the same path again after a restart)."""
@@ -132,7 +134,8 @@ async def test_two_http_servers_on_one_chroma_server_answer_consistently(tmp_pat
     chroma = start_chroma(tmp_path, port)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIVER_")}
     env.update(DIVER_DATA_DIR=str(tmp_path / "diver"), DIVER_EMBEDDING__PROVIDER="hashing", HF_HUB_OFFLINE="1",
-               DIVER_STORE__CHROMA_URL=f"http://127.0.0.1:{port}", DIVER_ENGINE__IDLE_TIMEOUT_S="10")  # fmt: skip
+               DIVER_STORE__CHROMA_URL=f"http://127.0.0.1:{port}", DIVER_ENGINE__IDLE_TIMEOUT_S="10",
+               DIVER_SERVER__AUTH_TOKEN=TOKEN)  # fmt: skip
     servers: list[subprocess.Popen[bytes]] = []
     urls = []
     try:
@@ -155,7 +158,8 @@ async def test_two_http_servers_on_one_chroma_server_answer_consistently(tmp_pat
                 return None
             return result.structured_content
 
-        http_a, http_b = create_mcp_http_client(), create_mcp_http_client()
+        auth = {"authorization": f"Bearer {TOKEN}"}  # the HTTP transport always requires a token
+        http_a, http_b = create_mcp_http_client(headers=auth), create_mcp_http_client(headers=auth)
         async with http_a, http_b, Client(streamable_http_client(urls[0], http_client=http_a)) as a, \
                 Client(streamable_http_client(urls[1], http_client=http_b)) as b:  # fmt: skip
             clients = [a, b]

@@ -16,6 +16,7 @@ caller falls back to an older manifest (then brought up to date from the catalog
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from diver.config import BM25Settings
-from diver.errors import CorruptIndex
+from diver.errors import CorruptIndex, StateError
 from diver.index.lexical.bm25 import BM25Tokenizer
 from diver.index.lexical.segments import (
     FORMAT_VERSION,
@@ -75,19 +76,27 @@ def read_segment(db: sqlite3.Connection, after_seq: int, settings: BM25Settings)
     chunk_index: list[int] = []
 
     def texts() -> Iterator[list[str]]:
-        cursor = db.execute(
-            'SELECT d.seq, d.id, c.idx, substr(d.text, c.start + 1, c."end" - c.start) FROM documents d '
-            "JOIN chunks c ON c.doc_id = d.id WHERE d.seq > ? ORDER BY d.seq, c.idx",
+        # Chunk spans and document texts come from two scans in ``seq`` order, and each text is sliced
+        # in Python: ``substr`` in SQL re-read the whole text for every chunk (quadratic in its size).
+        spans = db.execute(
+            'SELECT d.seq, d.id, c.idx, c.start, c."end" FROM documents d JOIN chunks c ON c.doc_id = d.id '
+            "WHERE d.seq > ? ORDER BY d.seq, c.idx",
             (after_seq,),
         )
-        while rows := cursor.fetchmany(20000):
-            for seq, doc_id, idx, _ in rows:
+        documents = db.execute("SELECT seq, text FROM documents WHERE seq > ? ORDER BY seq", (after_seq,))
+        text_seq, text = -1, ""
+        while rows := spans.fetchmany(20000):
+            batch: list[str] = []
+            for seq, doc_id, idx, start, end in rows:
                 if not seqs or seqs[-1] != seq:
                     seqs.append(seq)
                     doc_ids.append(doc_id)
                     starts.append(len(chunk_index))
+                while text_seq < seq:
+                    text_seq, text = documents.fetchone()
                 chunk_index.append(idx)
-            yield [text for *_, text in rows]
+                batch.append(text[start:end])
+            yield batch
 
     postings = build_postings(texts(), BM25Tokenizer(settings).tokenize)
     if not doc_ids:
@@ -106,12 +115,26 @@ def save_segment(segment: Segment, directory: Path, settings: BM25Settings) -> N
     """Write ``directory/<segment.name>`` completely, or not at all (a temporary folder renamed)."""
     tmp = directory / f".tmp-{segment.name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_postings(segment.postings, tmp, settings)
-    np.save(tmp / "doc_seqs.npy", segment.doc_seqs)
-    np.save(tmp / "doc_starts.npy", segment.doc_starts)
-    np.save(tmp / "chunk_index.npy", segment.chunk_index)
-    (tmp / "docs.json").write_text(json.dumps({"doc_ids": segment.doc_ids}, ensure_ascii=False), "utf-8")
-    tmp.rename(directory / segment.name)
+    try:
+        save_postings(segment.postings, tmp, settings)
+        np.save(tmp / "doc_seqs.npy", segment.doc_seqs)
+        np.save(tmp / "doc_starts.npy", segment.doc_starts)
+        np.save(tmp / "chunk_index.npy", segment.chunk_index)
+        (tmp / "docs.json").write_text(json.dumps({"doc_ids": segment.doc_ids}, ensure_ascii=False), "utf-8")
+        tmp.rename(directory / segment.name)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed write leaves nothing behind
+        raise write_failed(exc, directory) from exc
+
+
+def write_failed(exc: OSError, directory: Path) -> StateError:
+    """The error for a BM25 write that failed: "disk full" and where, when that is the cause."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StateError(
+            f"disk full: cannot write the BM25 index under {directory} ({exc.strerror}). Free space on that "
+            "file system and retry; nothing committed was lost (the index is rebuilt from the catalog)"
+        )
+    return StateError(f"cannot write the BM25 index under {directory}: {exc}")
 
 
 def load_segment(directory: Path, name: str, settings: BM25Settings) -> Segment:
@@ -154,8 +177,12 @@ def write_manifest(
     }
     path = manifest_path(directory, generation)
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    tmp.write_text(json.dumps(body), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(body), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_failed(exc, directory) from exc
 
 
 def read_manifest(path: Path, settings: BM25Settings) -> dict[str, Any]:
