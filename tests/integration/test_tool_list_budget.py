@@ -7,9 +7,12 @@ Measured 2026-12-04: 26,471 characters before the compaction of issue 23, 21,764
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ is not installed
 
 pytest.importorskip("mcp")
 from benchmarks.mcp_tool_list import breakdown, tools_list_frame  # noqa: E402
