@@ -237,6 +237,9 @@ def build_manifest(
         embedder.update(
             {"embedder_id": emb.id, "dimensions": emb.dimensions, "max_seq_length": emb.max_seq_length}
         )
+        choice = getattr(emb, "backend_choice", None)  # embedding.backend: the runtime used (auto's pick)
+        if choice is not None:
+            embedder["embedding_backend"] = {**asdict(choice), "summary": choice.summary()}
     data: dict[str, str] = {}
     for bench in benches:
         data.update(bench.sources)

@@ -21,6 +21,7 @@ import numpy as np
 from diver.cache import EmbeddingCache
 from diver.config import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 from diver.errors import ConfigError, LLMError, StateError, require
+from diver.index.dense.backend_loading import backend_fingerprint, load_backend
 from diver.index.dense.fast_tokenize import Tokenize, verified_tokenizer
 from diver.text.documents import RegexSpanner, TokenSpanner
 
@@ -203,7 +204,10 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         )
         self.dimensions = int(dims or self.model.get_sentence_embedding_dimension())
         self.spanner: TokenSpanner = _HFSpanner(self.model.tokenizer)
-        fingerprint = f"st:{self.id}:{self.max_seq_length}:{self.dtype_name}"
+        self._fast, self.backend_choice = load_backend(self, settings, cache_dir)
+        fingerprint = f"st:{self.id}:{self.max_seq_length}:{self.dtype_name}" + backend_fingerprint(
+            self.backend_choice, settings
+        )
         super().__init__(EmbeddingCache(cache_dir, fingerprint) if cache_dir and settings.cache else None)
         log.info(
             "loaded %s on %s (%s) in %.1fs",
@@ -231,8 +235,14 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         return self._cached([prefix + t for t in texts], self._encode)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._fast is not None:
+            return self._fast(texts)
         if self.device == "cuda":
             return self.encode_pipelined(texts)
+        return self.encode_torch(texts)
+
+    def encode_torch(self, texts: list[str]) -> np.ndarray:
+        """Plain ``SentenceTransformer.encode`` (the reference every CPU backend is checked against)."""
         vectors = self.model.encode(
             texts,
             batch_size=self.settings.batch_size,
