@@ -173,7 +173,7 @@ def test_collections_report_the_backend(tmp_path):
     settings = load_settings(data_dir=tmp_path / "data", embedding={"backend": "onnx"})
     with Engine(settings) as engine:
         engine.collection("notes", create=True).upsert([Document(id="a", text="prime numbers")])
-        assert engine.list_collections()[0].embedding_backend.startswith("onnx")
+        assert engine.list_collections()[0].embedding_backend == "onnx float32"
     settings = load_settings(data_dir=tmp_path / "data")  # auto, nothing recorded yet: says so
     with Engine(settings) as engine:
         assert "auto" in engine.list_collections()[0].embedding_backend

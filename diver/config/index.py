@@ -138,6 +138,13 @@ class StoreSettings(Section):
         "loaded index has a smaller beam, queries ask for at least this many results. Chosen on real "
         "MiniLM embeddings (benchmarks/dense_real_bench.py): recall@10 >= 0.95 vs exact up to 167k chunks.",
     )
+    hnsw_search_ef_by_size: bool = Field(
+        True,
+        description="Widen the HNSW beam with the collection's size (diver/index/dense/search.py "
+        "EF_BY_SIZE, measured on real MiniLM vectors): hnsw_search_ef up to 200k chunks, 400 up to 1.2M "
+        "(recall@10 0.955 at 1M vs 0.868 at 100), then 400 per million (extrapolated). False = always "
+        "hnsw_search_ef.",
+    )
     dense_search: Literal["auto", "exact", "hnsw"] = Field(
         "auto",
         description="How dense candidates are found: 'exact' scores every chunk vector from an in-memory "

@@ -38,12 +38,12 @@ def load_backend(
                 f"embedding.backend={settings.backend!r} runs on the CPU only; on {embedder.device} the torch "
                 "path is used (set embedding.backend='auto' or 'torch')"
             )
-        return None, backends.BackendChoice(requested="auto", reason=f"{embedder.device}: torch")
+        return None, backends.BackendChoice(requested="auto", reason=f"on {embedder.device} the torch path runs")
     tokenizer = numpy_batch_tokenizer(embedder.model, embedder.max_seq_length)
     if tokenizer is None:
         if settings.backend != "auto":
             raise ConfigError(f"embedding.backend={settings.backend!r} needs a fast (Rust) tokenizer")
-        return None, backends.BackendChoice(requested="auto", reason="no fast tokenizer: torch")
+        return None, backends.BackendChoice(requested="auto", reason="no fast tokenizer")
     threads = backends.torch_threads()
     root = cache_dir or backends.default_export_root()
     state: dict[str, Path] = {}
@@ -74,18 +74,18 @@ def load_backend(
     if settings.backend == "auto":
         if not any(backends.installed(name) for name in backends.FAST_BACKENDS):
             trials: dict[str, dict[str, float | str]] = {n: {"error": "not installed"} for n in backends.FAST_BACKENDS}
-            reason = "no ONNX Runtime / OpenVINO here (extra 'cpu-fast'): torch"
+            reason = "no ONNX Runtime / OpenVINO here (extra 'cpu-fast')"
             return None, backends.BackendChoice(requested="auto", reason=reason, trials=trials)
         try:
             export()
         except backends.ExportError as exc:
-            return None, backends.BackendChoice(requested="auto", reason=f"{exc}: torch")
+            return None, backends.BackendChoice(requested="auto", reason=str(exc))
         earlier = backends.recorded_choice(state["dir"], context)
         if earlier is not None:  # verified on this CPU with these runtimes and settings before
             log.info("embedding backend: %s (recorded in %s)", earlier.summary(), state["dir"])
             return (None if earlier.picked == "torch" else load(earlier.picked)), earlier
     choice, encode = backends.choose_backend(settings, embedder.encode_torch, load)
-    if "dir" in state:
+    if "dir" in state and settings.backend == "auto":
         backends.save_choice(state["dir"], choice, context)
     log.info("embedding backend: %s", choice.summary())
     return encode, choice

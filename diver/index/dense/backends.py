@@ -63,15 +63,15 @@ class BackendChoice:
     trials: dict[str, dict[str, float | str]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        if self.picked == "torch" and self.requested == "torch":
-            return "torch"
+        """E.g. 'openvino bf16 (auto: 4.4x torch, min cos 0.99997)' or 'torch float32 (auto: <why>)'."""
         trial = self.trials.get(self.picked, {})
-        speed = trial.get("speedup")
-        cosine = trial.get("min_cosine")
-        figures = f", {speed:.1f}x torch, min cos {cosine:.5f}" if isinstance(speed, float) and isinstance(
-            cosine, float
-        ) else ""
-        return f"{self.picked} ({self.requested}{figures}){': ' + self.reason if self.reason else ''}"
+        speed, cosine = trial.get("speedup"), trial.get("min_cosine")
+        notes = [self.requested] if self.requested != self.picked else []
+        if isinstance(speed, float) and isinstance(cosine, float):
+            notes.append(f"{speed:.1f}x torch, min cos {cosine:.5f}")
+        if self.reason:
+            notes.append(self.reason)
+        return f"{self.picked} {self.precision}" + (f" ({': '.join(notes)})" if notes else "")
 
 
 def cpu_name() -> str:
