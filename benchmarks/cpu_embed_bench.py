@@ -114,14 +114,20 @@ def _embedders(cache: Path) -> dict[str, Any]:
     variants = {
         "torch": {"backend": "torch"},
         "auto": {"backend": "auto"},
+        "openvino-bf16": {"backend": "openvino", "backend_precision": "bf16"},
         "openvino-f32": {"backend": "openvino", "backend_precision": "f32"},
         "onnx-f32": {"backend": "onnx"},
         "onnx-int8": {"backend": "onnx", "quantize": "int8-dynamic"},
     }
-    return {
-        name: SentenceTransformerEmbedder(EmbeddingSettings(cache=False, **kw), cache_dir=cache)
-        for name, kw in variants.items()
-    }
+    from diver.errors import ConfigError
+
+    out = {}
+    for name, kw in variants.items():
+        try:
+            out[name] = SentenceTransformerEmbedder(EmbeddingSettings(cache=False, **kw), cache_dir=cache)
+        except (ConfigError, RuntimeError) as exc:  # e.g. bf16 on a CPU without it: reported, not fatal
+            print(f"  {name}: not available here: {exc}", flush=True)
+    return out
 
 
 def _throughput_and_quality(embedders: dict[str, Any]) -> dict[str, Any]:

@@ -105,7 +105,7 @@ def _table(minilm) -> dict[bytes, np.ndarray]:
     from diver.index.dense.fast_tokenize import numpy_batch_tokenizer
 
     tokenizer = numpy_batch_tokenizer(minilm.model, minilm.max_seq_length)
-    texts = backends.verification_texts()
+    texts = backends.verification_texts() + backends.speed_texts()
     vectors = minilm.encode_torch(texts)
     return {np.asarray(e.ids, dtype=np.int64).tobytes(): v for e, v in zip(tokenizer.encode(texts), vectors, strict=True)}
 
