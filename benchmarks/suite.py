@@ -174,7 +174,8 @@ def run_suite(p: dict, args: Any) -> int:
     json_path = out_dir / f"{machine}-{stamp}{'-quick' if args.quick else ''}.json"
     json_path.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     md = write_report(results, out_dir, json_path.name)
-    if not args.quick and not args.out:  # a full run into benchmarks/results regenerates the README's table
+    # a full run into benchmarks/results regenerates the README's table (not a run of a few sections)
+    if not args.quick and not args.out and "collection" in results:
         from benchmarks.report import targets
         from benchmarks.report_perf import update_readme
 
@@ -207,7 +208,13 @@ def report_only(json_file: str) -> int:
     path = Path(json_file)
     results = json.loads(path.read_text(encoding="utf-8"))
     md = write_report(results, path.parent, path.name)
-    if results.get("mode") == "full" and update_readme(targets(results), f"benchmarks/results/{path.name}"):
+    if results.get("mode") == "full" and "collection" in results and update_readme(targets(results), f"benchmarks/results/{path.name}"):
         _log("README.md performance table regenerated")
+    if "cpu-embed" in results:
+        from benchmarks.report_cpu import cpu_targets
+        from benchmarks.report_cpu import update_readme as update_cpu_block
+
+        if update_cpu_block(cpu_targets(results), f"benchmarks/results/{path.name}"):
+            _log("README.md CPU-embedding table regenerated")
     _log(f"wrote {md}")
     return 0
