@@ -138,9 +138,11 @@ class Collection:
     def _prepare(self, plan: BatchPlan, embedder: Any) -> PreparedBatch:
         """Chunk and embed (the pipeline's worker thread): touches neither the catalog nor the store."""
         budget, overlap = int(self.meta["chunk_tokens"]), float(self.meta["chunk_overlap"])
+        many = getattr(embedder.spanner, "token_spans_many", None)  # one batch call into the Rust tokenizer
+        spans = many([doc.text for doc, _ in plan.docs]) if many else [None] * len(plan.docs)
         prepared = [
-            PreparedDocument(doc, digest, chunk_document(doc, embedder.spanner, budget, overlap))
-            for doc, digest in plan.docs
+            PreparedDocument(doc, digest, chunk_document(doc, embedder.spanner, budget, overlap, doc_spans))
+            for (doc, digest), doc_spans in zip(plan.docs, spans, strict=True)
         ]
         texts = [c.text for p in prepared for c in p.chunks]
         vectors = embedder.embed_documents(texts) if texts else np.zeros((0, self.meta["dimensions"]), np.float32)

@@ -22,7 +22,7 @@ from diver.cache import EmbeddingCache
 from diver.config import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 from diver.errors import ConfigError, LLMError, StateError, require
 from diver.index.dense.backend_loading import backend_fingerprint, load_backend
-from diver.index.dense.fast_tokenize import Tokenize, verified_tokenizer
+from diver.index.dense.fast_tokenize import Tokenize, fast_spanner, verified_tokenizer
 from diver.text.documents import RegexSpanner, TokenSpanner
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class SentenceTransformerEmbedder(CachedEmbedder):
             self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
         )
         self.dimensions = int(dims or self.model.get_sentence_embedding_dimension())
-        self.spanner: TokenSpanner = _HFSpanner(self.model.tokenizer)
+        self.spanner: TokenSpanner = fast_spanner(self.model.tokenizer, _HFSpanner)
         self._fast, self.backend_choice = load_backend(self, settings, cache_dir)
         fingerprint = f"st:{self.id}:{self.max_seq_length}:{self.dtype_name}" + backend_fingerprint(
             self.backend_choice, settings
