@@ -75,7 +75,7 @@ def run(model: str, docs: int, batch_docs: int = 2048, device: str = "cuda") -> 
                 for batch in batches:
                     write(*prepare(batch))
             else:
-                run_pipelined(iter(batches), prepare, lambda item: write(*item))
+                run_pipelined(iter(batches), prepare, lambda item, w=write: w(*item))
             seconds = time.perf_counter() - started
             handle.close()
         out[mode] = {
