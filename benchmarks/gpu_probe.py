@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1024, help="our GPU batch (length-sorted)")
     parser.add_argument("--workers", type=int, default=0, help="tokenizer threads (0: the embedder's default)")
     parser.add_argument("--tiny", action="store_true", help="CPU fallback check: 16/32 docs, 5k vectors")
+    parser.add_argument("--pipeline", type=int, default=0, help="issue 24: docs through the pipelined write path")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -157,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         "encode": encode_rates(model, sizes, device, args.batch, args.workers),
     }
     result["exact"] = exact_search(vectors, device) if vectors else None
+    if args.pipeline:
+        from benchmarks.gpu_pipeline_probe import run as pipeline_run
+
+        result["pipeline"] = pipeline_run(model, args.pipeline, device=device)
     result["seconds"] = round(time.perf_counter() - started, 1)
     print("\n| docs | plain encode docs/s | ours docs/s | ratio | min cosine |\n|---|---|---|---|---|")
     for row in result["encode"]:

@@ -111,6 +111,9 @@ def targets(r: dict) -> list[tuple[str, str, str]]:
 
     rows += perf_targets(r)
     rows.append(gpu_row())
+    from benchmarks.report_cpu import cpu_targets
+
+    rows += cpu_targets(r)
     return rows
 
 
@@ -271,14 +274,18 @@ def write_report(r: dict, out_dir: Path, json_name: str) -> Path:
                 )
                 + " |"
             )
+    from benchmarks.report_cpu import cpu_section
     from benchmarks.report_perf import perf_sections
 
     lines += perf_sections(r)
+    lines += cpu_section(r)
     lines += [
         "",
         "Timings per section (s): " + ", ".join(f"{k} {v}" for k, v in r.get("timings_s", {}).items()),
     ]
-    path = out_dir / "latest.md"
+    # a run of the cpu-embed section alone keeps the full run's latest.md
+    alone = set(r.get("timings_s", {})) == {"cpu-embed"}
+    path = out_dir / ("latest-cpu-embed.md" if alone else "latest.md")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     _plots(r, out_dir)
     return path

@@ -46,6 +46,7 @@ def plan(args: argparse.Namespace) -> dict:
             "write": {"sizes": [10_000], "old_max": 10_000, "queries": 50},
             "dense_real": {"sizes": (5_000, 10_000), "efs": (20, 60, 100), "queries": 50, "real_queries": 10},
             "llm": {"documents": 40, "delay_s": 0.05, "concurrencies": (1, 4, 16)},
+            "cpu_embed_queries": 16,
         }
     sizes = [parse_size(s) for s in (args.sizes or "10k,100k,1m").split(",")]
     return {
@@ -72,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/torch threads (default 1)")
     parser.add_argument(
         "--sections",
-        default="lexical,bm25-update,dense,dense-real,write,collection,llm,scaling,million",
-        help="million: the largest size's chunks through the collection path (skipped with --quick)",
+        default="lexical,bm25-update,dense,dense-real,write,collection,llm,scaling,cpu-embed,million",
+        help="million: the largest size's chunks through the collection path (skipped with --quick); "
+        "cpu-embed: issue 24's CPU embedding backends (runs alone in ~10 min: --sections cpu-embed)",
     )
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument(

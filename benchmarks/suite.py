@@ -76,6 +76,12 @@ def _lexical_scaling(size: int) -> dict:
     return ours_at_size(size, 50)
 
 
+def _cpu_embed(p: dict) -> dict:
+    from benchmarks.cpu_embed_bench import run
+
+    return run(p.get("cpu_embed_queries", 48))
+
+
 def _million(size: int) -> dict:
     from benchmarks.million_bench import run
 
@@ -154,6 +160,8 @@ def run_suite(p: dict, args: Any) -> int:
             if size < main:
                 scaling["collection"][str(size)] = section(f"collection@{size}", _collection, p, size, False)
         results["scaling"] = scaling
+    if "cpu-embed" in sections:
+        results["cpu-embed"] = section("cpu-embed", _cpu_embed, p)
     if "million" in sections:
         biggest = max(p["sizes"])
         results["million"] = section(f"million@{biggest}", _million, biggest)
@@ -166,14 +174,30 @@ def run_suite(p: dict, args: Any) -> int:
     json_path = out_dir / f"{machine}-{stamp}{'-quick' if args.quick else ''}.json"
     json_path.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     md = write_report(results, out_dir, json_path.name)
-    if not args.quick and not args.out:  # a full run into benchmarks/results regenerates the README's table
+    # a full run into benchmarks/results regenerates the README's table (not a run of a few sections)
+    if not args.quick and not args.out and "collection" in results:
         from benchmarks.report import targets
         from benchmarks.report_perf import update_readme
 
         if update_readme(targets(results), f"benchmarks/results/{json_path.name}"):
             _log("README.md performance table regenerated")
+    if "cpu-embed" in results and not args.out:  # issue 24's block of the README, from this run
+        from benchmarks.report_cpu import cpu_targets
+        from benchmarks.report_cpu import update_readme as update_cpu_block
+
+        if update_cpu_block(cpu_targets(results), f"benchmarks/results/{json_path.name}"):
+            _log("README.md CPU-embedding table regenerated")
+    for row in cpu_targets_rows(results):
+        _log(" | ".join(row))
     _log(f"wrote {json_path}, {md} in {results['total_s']}s")
     return 0
+
+
+def cpu_targets_rows(results: dict) -> list[tuple[str, str, str]]:
+    """Issue 24's rows (measured value, ratio against the baseline of the same run), printed at the end."""
+    from benchmarks.report_cpu import cpu_targets
+
+    return cpu_targets(results)
 
 
 def report_only(json_file: str) -> int:
@@ -184,7 +208,13 @@ def report_only(json_file: str) -> int:
     path = Path(json_file)
     results = json.loads(path.read_text(encoding="utf-8"))
     md = write_report(results, path.parent, path.name)
-    if results.get("mode") == "full" and update_readme(targets(results), f"benchmarks/results/{path.name}"):
+    if results.get("mode") == "full" and "collection" in results and update_readme(targets(results), f"benchmarks/results/{path.name}"):
         _log("README.md performance table regenerated")
+    if "cpu-embed" in results:
+        from benchmarks.report_cpu import cpu_targets
+        from benchmarks.report_cpu import update_readme as update_cpu_block
+
+        if update_cpu_block(cpu_targets(results), f"benchmarks/results/{path.name}"):
+            _log("README.md CPU-embedding table regenerated")
     _log(f"wrote {md}")
     return 0

@@ -199,9 +199,17 @@ def collections(json_out: JsonOpt = False) -> None:
         return
     _table(
         "collections",
-        ["name", "documents", "chunks", "embedder", "dims", "chunk tokens"],
+        ["name", "documents", "chunks", "embedder", "backend", "dims", "chunk tokens"],
         [
-            [i.name, str(i.documents), str(i.chunks), i.embedder, str(i.dimensions), str(i.chunk_tokens)]
+            [
+                i.name,
+                str(i.documents),
+                str(i.chunks),
+                i.embedder,
+                i.embedding_backend,
+                str(i.dimensions),
+                str(i.chunk_tokens),
+            ]
             for i in infos
         ],
     )

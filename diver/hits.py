@@ -57,6 +57,7 @@ class CollectionInfo(BaseModel):
     dimensions: int
     chunk_tokens: int
     created_at: str
+    embedding_backend: str = ""  # the engine's embedding runtime (embedding.backend; auto's pick)
 
 
 class IndexReport(BaseModel):

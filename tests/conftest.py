@@ -39,11 +39,12 @@ def engine(hashing_settings):
 
 @pytest.fixture(scope="session")
 def minilm():
-    """The offline MiniLM (loaded once per test session)."""
+    """The offline MiniLM on torch (loaded once per test session; the reference of the CPU backends,
+    which tests/test_embedding_backends.py checks against it)."""
     from diver.config import EmbeddingSettings
     from diver.index.dense.embedders import build_embedder
 
-    return build_embedder(EmbeddingSettings())
+    return build_embedder(EmbeddingSettings(backend="torch"))
 
 
 @pytest.fixture(scope="session")

@@ -280,6 +280,8 @@ def test_full_run_with_the_real_engine(tmp_path: Path, monkeypatch: pytest.Monke
             assert not excluded & {doc for doc, _ in run[row["id"]]}, (stage, row["id"])
     assert result.metrics["stages"]["bm25"]["average"]["nDCG@10"] > 0.5
     assert result.manifest["models"]["dimensions"] == 384
+    backend = result.manifest["models"]["embedding_backend"]  # embedding.backend=auto: what it picked
+    assert backend["requested"] == "auto" and backend["picked"] in {"torch", "onnx", "openvino"}
 
 
 def test_limit_queries_and_rewrites_per_domain(tmp_path: Path, settings: Any) -> None:

@@ -29,6 +29,34 @@ class EmbeddingSettings(Section):
         description="'auto' = float16 on CUDA/MPS, float32 on CPU (fp16 on CPU is ~5x slower). "
         "Half precision is refused on CPU.",
     )
+    backend: Literal["auto", "torch", "onnx", "openvino"] = Field(
+        "auto",
+        description="CPU inference runtime. 'onnx' (ONNX Runtime) and 'openvino' run an ONNX export of the "
+        "model made offline once and cached in cache_dir/embed-exports (keyed by a hash of the weights and the "
+        "export settings; needs the 'cpu-fast' extra). 'auto' tries the installed ones on a verification "
+        "batch and keeps the fastest that agrees with torch (min cosine >= verify_min_cosine) and beats it, "
+        "else torch; `diver collections` shows the pick. On CUDA/MPS the torch path is always used.",
+    )
+    backend_precision: Literal["auto", "f32", "bf16"] = Field(
+        "auto",
+        description="backend='openvino': inference precision. 'auto' = OpenVINO's default for the CPU "
+        "(bf16 where it has native bf16, e.g. AVX512_BF16/AMX; else f32): on the 2-core EPYC dev machine "
+        "bf16 measured min cosine 0.9999 vs torch fp32 and ~1.8x f32's speed.",
+    )
+    quantize: Literal["none", "int8-dynamic"] = Field(
+        "none",
+        description="backend='onnx': 'int8-dynamic' = ONNX Runtime dynamic int8 quantization of the export. "
+        "Costs quality (MiniLM, min cosine vs torch: 0.87 on a short unicode text, ~0.98 on prose chunks; benchmarks "
+        "section cpu-embed measures it); never "
+        "picked by 'auto'.",
+    )
+    verify_min_cosine: float = Field(
+        0.999,
+        ge=0.0,
+        le=1.0,
+        description="backend='auto': the minimum cosine between a backend's and torch's embeddings of the "
+        "verification batch for the backend to be used.",
+    )
     batch_size: int = Field(32, ge=1, le=8192, description="Texts per forward pass (GPU: try 256-1024).")
     max_seq_length: int | None = Field(
         None, ge=16, le=32768, description="Truncation length in tokens; None = the model's own maximum."
@@ -130,6 +158,13 @@ class StoreSettings(Section):
         "its first search (chroma applies that from the next process that loads the index) and, while the "
         "loaded index has a smaller beam, queries ask for at least this many results. Chosen on real "
         "MiniLM embeddings (benchmarks/dense_real_bench.py): recall@10 >= 0.95 vs exact up to 167k chunks.",
+    )
+    hnsw_search_ef_by_size: bool = Field(
+        True,
+        description="Widen the HNSW beam with the collection's size (diver/index/dense/search.py "
+        "EF_BY_SIZE, measured on real MiniLM vectors): hnsw_search_ef up to 200k chunks, 400 up to 1.2M "
+        "(recall@10 0.955 at 1M vs 0.868 at 100), then 400 per million (extrapolated). False = always "
+        "hnsw_search_ef.",
     )
     dense_search: Literal["auto", "exact", "hnsw"] = Field(
         "auto",

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from diver.errors import DocumentNotFound, EmbedderMismatch, InputError, StateError
 from diver.fusion import combine_retrievers
 from diver.hits import CollectionInfo, IndexReport, SearchHit, SearchMode, SearchResult
@@ -21,7 +23,14 @@ from diver.index.host import CollectionHost
 from diver.index.lexical.view import LexicalView, LexicalViews
 from diver.index.moves import chunk_vectors, reusable_vectors
 from diver.index.stores.base import VectorStore
-from diver.index.upserts import ProgressCallback, UpsertRun, document_batches
+from diver.index.upserts import (
+    BatchPlan,
+    PreparedBatch,
+    ProgressCallback,
+    UpsertRun,
+    document_batches,
+    run_pipelined,
+)
 from diver.text.documents import Document, check_limits, chunk_document, content_hash
 from diver.text.queries import prepare_queries
 
@@ -95,36 +104,81 @@ class Collection:
         """
         embedder = self._embedder()
         run = UpsertRun(self.name, total, progress, on_progress)
+        size = self.engine.settings.store.write_batch_size
         try:
             with self._write_lock, self._write_call():
                 self._reconcile()
-                limits = self.engine.settings.limits
-                for batch in document_batches(documents, self.engine.settings.store.write_batch_size):
-                    for doc in batch:  # the limits hold whatever the entry point (Python API, engine, MCP)
-                        check_limits(doc, limits.max_document_bytes, limits.max_metadata_bytes)
-                    self._write_batch(run.unique(batch), embedder, run.report)
-                    run.advance(len(batch))
+                plans = self._plans(document_batches(documents, size), run)
+                run_pipelined(
+                    plans,
+                    lambda plan: self._prepare_batch(plan, embedder),
+                    lambda batch: self._commit(batch, run),
+                )
         finally:
             run.close()
         return run.finish()
 
-    def _prepare(self, doc: Document, embedder: Any, digest: str | None = None) -> PreparedDocument:
+    def _plans(self, batches: Iterable[list[Document]], run: UpsertRun) -> Iterator[BatchPlan]:
+        """Per batch (on the calling thread): the documents whose content differs from the catalog's. The
+        batch before it may still be uncommitted: its ids are planned as changed and checked again when
+        this batch commits."""
+        in_flight: set[str] = set()
+        limits = self.engine.settings.limits
+        for batch in batches:
+            for doc in batch:  # the limits hold whatever the entry point (Python API, engine, MCP)
+                check_limits(doc, limits.max_document_bytes, limits.max_metadata_bytes)
+            docs = run.unique(batch)
+            existing = self.catalog.hashes([d.id for d in docs])
+            todo = []
+            for doc in docs:
+                digest = content_hash(doc)
+                if doc.id not in in_flight and existing.get(doc.id) == digest:
+                    run.report.unchanged += 1
+                else:
+                    todo.append((doc, digest))
+            in_flight = {d.id for d, _ in todo}
+            yield BatchPlan(todo, len(batch))
+
+    def _prepare(self, doc: Document, embedder: Any, digest: str | None = None,
+                 spans: list[tuple[int, int]] | None = None) -> PreparedDocument:  # fmt: skip
         budget, overlap = int(self.meta["chunk_tokens"]), float(self.meta["chunk_overlap"])
-        return PreparedDocument(doc, digest or content_hash(doc), chunk_document(doc, embedder.spanner, budget, overlap))
+        chunks = chunk_document(doc, embedder.spanner, budget, overlap, spans)
+        return PreparedDocument(doc, digest or content_hash(doc), chunks)
 
-    def _write_batch(self, docs: list[Document], embedder: Any, report: IndexReport) -> None:
-        existing = self.catalog.hashes([d.id for d in docs])
-        prepared: list[PreparedDocument] = []
-        for doc in docs:
-            digest = content_hash(doc)
-            if existing.get(doc.id) == digest:
-                report.unchanged += 1
-                continue
-            prepared.append(self._prepare(doc, embedder, digest))
-        if prepared:
-            self._write_prepared(prepared, chunk_vectors(prepared, embedder, {}, int(self.meta["dimensions"])), report)
+    def _prepare_batch(self, plan: BatchPlan, embedder: Any) -> PreparedBatch:
+        """Chunk and embed (the pipeline's worker thread): touches neither the catalog nor the store."""
+        many = getattr(embedder.spanner, "token_spans_many", None)  # one batch call into the Rust tokenizer
+        spans = many([doc.text for doc, _ in plan.docs]) if many else [None] * len(plan.docs)
+        prepared = [
+            self._prepare(doc, embedder, digest, doc_spans)
+            for (doc, digest), doc_spans in zip(plan.docs, spans, strict=True)
+        ]
+        texts = [c.text for p in prepared for c in p.chunks]
+        vectors = embedder.embed_documents(texts) if texts else np.zeros((0, self.meta["dimensions"]), np.float32)
+        if vectors.shape != (len(texts), self.meta["dimensions"]):
+            raise EmbedderMismatch(
+                f"embedder returned {vectors.shape}, expected ({len(texts)}, {self.meta['dimensions']})"
+            )
+        return PreparedBatch(prepared, vectors, plan.inputs)
 
-    def _write_prepared(self, prepared: list[PreparedDocument], vectors: Any, report: IndexReport,
+    def _commit(self, batch: PreparedBatch, run: UpsertRun) -> None:
+        """Store write and catalog commit of one prepared batch (the calling thread, in batch order)."""
+        existing = self.catalog.hashes([p.document.id for p in batch.prepared])
+        keep: list[PreparedDocument] = []
+        rows: list[int] = []
+        start = 0
+        for p in batch.prepared:
+            if existing.get(p.document.id) == p.hash:  # committed by the batch before this one meanwhile
+                run.report.unchanged += 1
+            else:
+                keep.append(p)
+                rows.extend(range(start, start + len(p.keys)))
+            start += len(p.keys)
+        if keep:
+            self._write_prepared(keep, batch.vectors[rows], run.report)
+        run.advance(batch.inputs)
+
+    def _write_prepared(self, prepared: list[PreparedDocument], vectors: np.ndarray, report: IndexReport,
                         remove: Sequence[str] = ()) -> None:  # fmt: skip
         keys = [k for p in prepared for k in p.keys]
         self.catalog.log_pending(keys)  # intent first: a crash after this leaves strays we can find

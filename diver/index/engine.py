@@ -31,6 +31,7 @@ from diver.errors import CollectionNotFound, CorruptIndex, IndexLocked, InputErr
 from diver.hits import CollectionInfo
 from diver.index.catalog import Catalog
 from diver.index.collection import Collection
+from diver.index.dense.backends import last_choice
 from diver.index.dense.embedders import Embedder, build_embedder
 from diver.index.meta import META_FORMAT, STALE_STORE_NAMES, read_meta, write_meta
 from diver.index.stores import StoreBackend, data_dir_store_id, open_backend
@@ -119,7 +120,24 @@ class Engine:
         return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "meta.json").exists())
 
     def list_collections(self) -> list[CollectionInfo]:
-        return [self.collection(name).info() for name in self.collection_names()]
+        backend = self.embedding_backend()
+        return [
+            self.collection(name).info().model_copy(update={"embedding_backend": backend})
+            for name in self.collection_names()
+        ]
+
+    def embedding_backend(self) -> str:
+        """The embedding runtime: the loaded embedder's, else the last one recorded in the cache dir."""
+        embedding = self.settings.embedding
+        if embedding.provider != "sentence-transformers":
+            return embedding.provider
+        choice = getattr(self._embedder, "backend_choice", None)
+        if choice is not None:
+            return str(choice.summary())
+        if embedding.backend != "auto":
+            return embedding.backend
+        recorded = last_choice(self.settings.resolved_cache_dir, embedding.model)
+        return recorded or "auto (decided when the model first loads)"
 
     def collection(self, name: str, create: bool = False) -> Collection:
         name = validate_collection_name(name, self.settings.limits.max_collection_name)

@@ -9,12 +9,19 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
 
 from diver.hits import IndexReport
+from diver.index.catalog import PreparedDocument
 from diver.text.documents import Document
 
 ProgressCallback = Callable[[int, int | None], None]
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 def document_batches(
@@ -98,3 +105,44 @@ def progress_bar(total: int | None, description: str, unit: str = "doc") -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty())
+
+
+@dataclass
+class BatchPlan:
+    """One batch as planned on the calling thread: (document, content hash) to write, and how many inputs
+    (documents given, duplicates and unchanged ones included) it stands for."""
+
+    docs: list[tuple[Document, str]]
+    inputs: int
+
+
+@dataclass
+class PreparedBatch:
+    """A planned batch chunked and embedded: one vector row per chunk, in document order."""
+
+    prepared: list[PreparedDocument]
+    vectors: np.ndarray
+    inputs: int
+
+
+def run_pipelined(plans: Iterable[T], prepare: Callable[[T], U], commit: Callable[[U], None]) -> None:
+    """A bounded two-stage pipeline: ``prepare`` (chunking, embedding) of batch n+1 runs on one worker thread
+    while ``commit`` (store write, catalog commit) of batch n runs on the calling thread. Commits happen in
+    batch order on the calling thread; at most two batches are prepared ahead of the one committing.
+    Iterating ``plans`` (reading, parsing, the catalog's hash check) runs on the calling thread too, before
+    the previous batch commits."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="diver-prepare") as pool:
+        pending: Future[U] | None = None
+        try:
+            for plan in plans:
+                future = pool.submit(prepare, plan)
+                if pending is not None:
+                    commit(pending.result())
+                pending = future
+            if pending is not None:
+                done, pending = pending, None
+                commit(done.result())
+        except BaseException:
+            if pending is not None:
+                pending.cancel()  # a queued batch is dropped; a running one finishes, then is discarded
+            raise

@@ -156,11 +156,19 @@ class Chunk:
     end: int
 
 
-def chunk_document(doc: Document, spanner: TokenSpanner, max_tokens: int, overlap: float) -> list[Chunk]:
-    """Cut a document into windows of ``max_tokens`` tokens, consecutive windows sharing ``overlap`` of them."""
+def chunk_document(
+    doc: Document,
+    spanner: TokenSpanner,
+    max_tokens: int,
+    overlap: float,
+    spans: Sequence[tuple[int, int]] | None = None,
+) -> list[Chunk]:
+    """Cut a document into windows of ``max_tokens`` tokens, consecutive windows sharing ``overlap`` of them.
+    ``spans``: the document's token spans when the caller tokenized a whole batch at once."""
     if max_tokens < 1:
         raise ValueError("max_tokens must be positive")
-    spans = spanner.token_spans(doc.text)
+    if spans is None:
+        spans = spanner.token_spans(doc.text)
     if len(spans) <= max_tokens:
         return [Chunk(doc.id, 0, doc.text, 0, len(doc.text))]
     step = max(1, max_tokens - int(round(max_tokens * overlap)))

@@ -53,6 +53,9 @@ def test_index_and_search_json_with_minilm(tmp_path, theorems_jsonl):
     out = run(["collections", "--json"], env)
     [info] = json.loads(out.stdout)
     assert info["name"] == "theorems" and info["documents"] == 40 and info["dimensions"] == 384
+    # the embedding runtime auto picked when `diver index` loaded the model, read back without loading it
+    assert info["embedding_backend"].split()[0] in {"torch", "onnx", "openvino"}
+    assert "auto" in info["embedding_backend"]
     table = run(["search", "theorems", "minimum sampling rate to reconstruct a band-limited signal"], env)
     assert table.returncode == 0 and "Nyquist" in table.stdout
 

@@ -21,7 +21,8 @@ import numpy as np
 from diver.cache import EmbeddingCache
 from diver.config import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 from diver.errors import ConfigError, LLMError, MissingDependency, StateError, optional_available, require
-from diver.index.dense.fast_tokenize import Tokenize, verified_tokenizer
+from diver.index.dense.backend_loading import backend_fingerprint, load_backend
+from diver.index.dense.fast_tokenize import Tokenize, fast_spanner, verified_tokenizer
 from diver.index.dense.prompts import resolve_prompts
 from diver.text.documents import RegexSpanner, TokenSpanner
 
@@ -202,9 +203,12 @@ class SentenceTransformerEmbedder(CachedEmbedder):
             self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
         )
         self.dimensions = int(dims or self.model.get_sentence_embedding_dimension())
-        self.spanner: TokenSpanner = _HFSpanner(self.model.tokenizer)
+        self.spanner: TokenSpanner = fast_spanner(self.model.tokenizer, _HFSpanner)
         self.prompts = resolve_prompts(settings, _declared_prompts(self.model))
-        fingerprint = f"st:{self.id}:{self.max_seq_length}:{self.dtype_name}"
+        self._fast, self.backend_choice = load_backend(self, settings, cache_dir)
+        fingerprint = f"st:{self.id}:{self.max_seq_length}:{self.dtype_name}" + backend_fingerprint(
+            self.backend_choice, settings
+        )
         super().__init__(EmbeddingCache(cache_dir, fingerprint) if cache_dir and settings.cache else None)
         log.info(
             "loaded %s on %s (%s) in %.1fs",
@@ -230,8 +234,14 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         return self._cached([prefix + t for t in texts], self._encode)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._fast is not None:
+            return self._fast(texts)
         if self.device == "cuda":
             return self.encode_pipelined(texts)
+        return self.encode_torch(texts)
+
+    def encode_torch(self, texts: list[str]) -> np.ndarray:
+        """Plain ``SentenceTransformer.encode`` (the reference every CPU backend is checked against)."""
         vectors = self.model.encode(
             texts,
             batch_size=self.settings.batch_size,

@@ -23,25 +23,29 @@ log = logging.getLogger(__name__)
 Tokenize = Callable[[Sequence[str]], dict[str, Any]]
 
 
-def rust_batch_tokenizer(model: Any, max_length: int, torch: Any) -> Tokenize | None:
-    """A tokenize function over the model's Rust tokenizer, or None where the model has none."""
-    tokenizer = getattr(model, "tokenizer", None)
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None or getattr(tokenizer, "padding_side", "right") != "right":
-        return None
-    from tokenizers import Tokenizer
+class RustBatchTokenizer:
+    """The model's Rust tokenizer (a copy) encoding whole batches, packed into numpy arrays per batch."""
 
-    rust = Tokenizer.from_str(backend.to_str())  # a copy: the model's own tokenizer keeps its settings
-    rust.enable_truncation(max_length)
-    rust.no_padding()
-    pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
-    names = set(getattr(tokenizer, "model_input_names", ("input_ids", "attention_mask")))
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        from tokenizers import Tokenizer
 
-    def tokenize(texts: Sequence[str]) -> dict[str, Any]:
+        self._rust = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # the model's own keeps its settings
+        self._rust.enable_truncation(max_length)
+        self._rust.no_padding()
+        self.pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
+        names = set(getattr(tokenizer, "model_input_names", ("input_ids", "attention_mask")))
+        self.with_types = "token_type_ids" in names
+
+    def encode(self, texts: Sequence[str]) -> list[Any]:
         # sentence-transformers strips each text before tokenizing
-        encodings = rust.encode_batch([str(t).strip() for t in texts])
+        if len(texts) == 1:
+            return [self._rust.encode(str(texts[0]).strip())]
+        return list(self._rust.encode_batch([str(t).strip() for t in texts]))
+
+    def pack(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Pads to the longest of these encodings only (one text: no padding at all)."""
         width = max((len(e.ids) for e in encodings), default=0)
-        ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
         types = np.zeros((len(encodings), width), dtype=np.int64)
         for row, encoding in enumerate(encodings):
@@ -49,10 +53,31 @@ def rust_batch_tokenizer(model: Any, max_length: int, torch: Any) -> Tokenize | 
             ids[row, :size] = encoding.ids
             mask[row, :size] = 1
             types[row, :size] = encoding.type_ids
-        out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-        if "token_type_ids" in names:
-            out["token_type_ids"] = torch.from_numpy(types)
+        out = {"input_ids": ids, "attention_mask": mask}
+        if self.with_types:
+            out["token_type_ids"] = types
         return out
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        return self.pack(self.encode(texts))
+
+
+def numpy_batch_tokenizer(model: Any, max_length: int) -> RustBatchTokenizer | None:
+    """A numpy batch tokenizer over the model's Rust tokenizer, or None where the model has none."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if getattr(tokenizer, "backend_tokenizer", None) is None or getattr(tokenizer, "padding_side", "right") != "right":
+        return None
+    return RustBatchTokenizer(tokenizer, max_length)
+
+
+def rust_batch_tokenizer(model: Any, max_length: int, torch: Any) -> Tokenize | None:
+    """A tokenize function (torch tensors) over the model's Rust tokenizer, or None where the model has none."""
+    batch = numpy_batch_tokenizer(model, max_length)
+    if batch is None:
+        return None
+
+    def tokenize(texts: Sequence[str]) -> dict[str, Any]:
+        return {k: torch.from_numpy(v) for k, v in batch(texts).items()}
 
     return tokenize
 
@@ -75,3 +100,34 @@ def verified_tokenizer(model: Any, max_length: int, torch: Any, sample: Sequence
         return {**fast(texts), **extras}
 
     return tokenize
+
+
+class RustSpanner:
+    """Token spans from the model's Rust tokenizer directly (a copy, no truncation or padding): the same
+    offsets as the ``transformers`` call of ``_HFSpanner`` without its per-call Python wrapping, and a
+    batch form (``encode_batch``: parallel, the GIL released) for a whole write batch."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        from tokenizers import Tokenizer
+
+        self._rust = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self._rust.no_truncation()
+        self._rust.no_padding()
+
+    @staticmethod
+    def _spans(offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [(a, b) for a, b in offsets if b > a]
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return self._spans(self._rust.encode(text, add_special_tokens=False).offsets)
+
+    def token_spans_many(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        encodings = self._rust.encode_batch(list(texts), add_special_tokens=False)
+        return [self._spans(e.offsets) for e in encodings]
+
+
+def fast_spanner(tokenizer: Any, fallback: Callable[[Any], Any]) -> Any:
+    """``RustSpanner`` where the tokenizer has a Rust backend, else ``fallback(tokenizer)``."""
+    if getattr(tokenizer, "backend_tokenizer", None) is None:
+        return fallback(tokenizer)
+    return RustSpanner(tokenizer)
