@@ -38,7 +38,8 @@ def index(
     path: Annotated[
         Path,
         typer.Argument(
-            help="A folder of .txt/.md files, or a .jsonl file (fields: id, text, optional metadata)."
+            help="A folder or file (text, Markdown, reST, HTML, code, PDF; notebooks/Office with the "
+            "'formats' extra), or a .jsonl file (fields: id, text, optional metadata)."
         ),
     ],
     json_out: JsonOpt = False,
@@ -48,7 +49,10 @@ def index(
 
     try:
         settings = _settings()
-        documents, skipped = read_documents(path, max_bytes=settings.limits.max_document_bytes)
+        limits = settings.limits
+        documents, skipped = read_documents(
+            path, max_bytes=limits.max_document_bytes, max_file_bytes=limits.max_file_bytes
+        )
         from diver.service import open_engine
 
         with open_engine(settings) as engine:

@@ -145,6 +145,9 @@ class ChunkOutput(BaseModel):
     start: int = Field(description="Character offset of the chunk in the document text.")
     end: int
     text: str
+    lines: tuple[int, int] | None = None
+    page: int | None = None
+    heading: str | None = None
 
 
 class DocumentOutput(BaseModel):

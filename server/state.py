@@ -58,6 +58,7 @@ class ServerState:
             max_bytes=limits.max_document_bytes,
             max_metadata_bytes=limits.max_metadata_bytes,
             max_documents=self.settings.server.max_path_documents,
+            max_file_bytes=limits.max_file_bytes,
         )
 
     def warm(self) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from diver.errors import InputError
+from diver.text.citations import LOCATIONS_KEY
 
 MAX_ID_CHARS = 512
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -139,6 +141,10 @@ def chunk_document(doc: Document, spanner: TokenSpanner, max_tokens: int, overla
     spans = spanner.token_spans(doc.text)
     if len(spans) <= max_tokens:
         return [Chunk(doc.id, 0, doc.text, 0, len(doc.text))]
+    breaks = doc.metadata.get(LOCATIONS_KEY, {}).get("breaks") if isinstance(
+        doc.metadata.get(LOCATIONS_KEY), dict) else None  # fmt: skip
+    if breaks:
+        return _chunk_at_definitions(doc, spans, max_tokens, overlap, breaks)
     step = max(1, max_tokens - int(round(max_tokens * overlap)))
     chunks: list[Chunk] = []
     start_tok = 0
@@ -149,6 +155,30 @@ def chunk_document(doc: Document, spanner: TokenSpanner, max_tokens: int, overla
         if end_tok >= len(spans):
             return chunks
         start_tok += step
+
+
+def _chunk_at_definitions(
+    doc: Document, spans: list[tuple[int, int]], max_tokens: int, overlap: float, breaks: list[int]
+) -> list[Chunk]:
+    """Windows of at most ``max_tokens`` that end where a definition starts (code files: whole functions
+    and classes, small ones packed together); a definition longer than a window is cut with ``overlap``."""
+    starts = [a for a, _ in spans]
+    boundaries = sorted({bisect_left(starts, int(b)) for b in breaks} - {0})
+    keep = int(round(max_tokens * overlap))
+    chunks: list[Chunk] = []
+    start = 0
+    while start < len(spans):
+        limit = start + max_tokens
+        if limit >= len(spans):
+            end, next_start = len(spans), len(spans)
+        else:
+            fits = [b for b in boundaries if start + max_tokens // 4 <= b <= limit]
+            end = fits[-1] if fits else limit
+            next_start = end if fits else max(start + 1, end - keep)
+        first, last = spans[start][0], spans[end - 1][1]
+        chunks.append(Chunk(doc.id, len(chunks), doc.text[first:last], first, last))
+        start = next_start
+    return chunks
 
 
 @dataclass(frozen=True)

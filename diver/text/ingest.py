@@ -1,4 +1,8 @@
-"""Reading documents from files: a folder of .txt/.md files, one such file, or a .jsonl of {id, text, metadata}.
+"""Reading documents from files: a folder of supported files, one such file, or a .jsonl of {id, text, metadata}.
+
+Each file is turned into text by its format's parser (``diver.text.formats``: text, Markdown, reST, HTML,
+code, PDF; notebooks and Office files with the ``formats`` extra); unsupported files are counted per
+extension in the skips.
 
 Used by the CLI (``diver index``) and the MCP server (``index_path``). Nothing here imports an adapter.
 Paths can be confined to allowed roots: ``..`` is refused, the real path (symlinks resolved) must lie
@@ -15,13 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from diver.errors import InputError, PathNotAllowed
+from diver.errors import InputError, MissingDependency, PathNotAllowed
 from diver.text.documents import Document, make_document
+from diver.text.formats import FormatError, parse_file, supported
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
+"""The plain-text formats (kept for callers); ``diver.text.formats.SUPPORTED_SUFFIXES`` lists all."""
+BINARY_FORMATS = frozenset({".pdf", ".docx", ".pptx", ".ipynb"})
+"""Formats whose file is larger than its text: held to ``max_file_bytes`` instead of ``max_bytes``."""
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 _FORBIDDEN_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
-_BINARY_SNIFF_BYTES = 8192
 MAX_REPORTED_SKIPS = 200
 
 
@@ -83,8 +90,12 @@ def read_documents(
     max_bytes: int,
     max_metadata_bytes: int | None = None,
     max_documents: int | None = None,
+    max_file_bytes: int | None = None,
 ) -> tuple[list[Document], list[str]]:
-    """Documents from a folder of .txt/.md files (ids = relative paths), one .txt/.md file, or a .jsonl.
+    """Documents from a folder of supported files (ids = relative paths), one such file, or a .jsonl.
+
+    ``max_bytes`` caps a document's text (and a text file's size); ``max_file_bytes`` (default
+    ``max_bytes``) caps a PDF, Office file or notebook on disk.
 
     Returns (documents, skipped), each skip as ``"<where>: <reason>"``. Raises ``PathNotAllowed`` for a
     path outside ``allowed_roots`` and ``InputError`` for an unsupported file or too many documents.
@@ -96,21 +107,40 @@ def read_documents(
     if real.is_dir():
         roots = [real] if confined is None else confined
         for file in _walk(real, roots, skipped):
-            doc = _read_text_file(file, file.relative_to(real).as_posix(), max_bytes, skipped, roots)
+            doc = _read_text_file(file, file.relative_to(real).as_posix(), max_bytes, skipped, roots, max_file_bytes)
             if doc is not None:
                 documents.append(doc)
                 _check_count(len(documents), max_documents, path)
     elif real.suffix.lower() in JSONL_SUFFIXES:
         documents = _read_jsonl(real, max_bytes, max_metadata_bytes, max_documents, skipped, confined)
-    elif real.suffix.lower() in TEXT_SUFFIXES:
-        doc = _read_text_file(real, real.name, max_bytes, skipped, confined)
+    elif supported(real.name):
+        doc = _read_text_file(real, real.name, max_bytes, skipped, confined, max_file_bytes)
         documents = [doc] if doc is not None else []
     else:
         raise InputError(
-            f"unsupported file {real.name!r}: give a folder of .txt/.md files, a .txt/.md file, or a .jsonl "
-            'with one {"id", "text", "metadata"} object per line'
+            f"unsupported file {real.name!r}: give a folder, a text/Markdown/reST/HTML/code/PDF file, or a "
+            '.jsonl with one {"id", "text", "metadata"} object per line'
         )
-    return documents, _cap(skipped)
+    return documents, _cap(_count_unsupported(skipped))
+
+
+_UNSUPPORTED = ": unsupported format "
+
+
+def _count_unsupported(skipped: list[str]) -> list[str]:
+    """One line per extension for unsupported files ("unsupported format .png: 3 files (a.png, ...)")."""
+    counts: dict[str, list[str]] = {}
+    kept: list[str] = []
+    for line in skipped:
+        where, sep, suffix = line.partition(_UNSUPPORTED)
+        if sep:
+            counts.setdefault(suffix, []).append(where)
+        else:
+            kept.append(line)
+    for suffix, files in sorted(counts.items(), key=lambda item: (-len(item[1]), item[0])):
+        shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+        kept.append(f"unsupported format {suffix}: {len(files)} file{'s' if len(files) > 1 else ''} ({shown})")
+    return kept
 
 
 def _check_count(count: int, max_documents: int | None, path: str | Path) -> None:
@@ -135,8 +165,8 @@ def _walk(folder: Path, roots: list[Path], skipped: list[str]) -> list[Path]:
                 continue
             file = base / name
             shown = file.relative_to(folder).as_posix()
-            if file.suffix.lower() not in TEXT_SUFFIXES:
-                skipped.append(f"{shown}: not a .txt or .md file")
+            if not supported(name):
+                skipped.append(f"{shown}{_UNSUPPORTED}{file.suffix.lower()}")
                 continue
             if file.is_symlink():
                 target = _real(file)
@@ -194,27 +224,29 @@ def _read_bytes(file: Path, max_bytes: int, roots: Sequence[Path] | None) -> byt
         return handle.read(max_bytes + 1)
 
 
-def _decode(data: bytes) -> str:
-    if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
-        raise UnicodeError("binary file (NUL bytes)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UnicodeError(f"not UTF-8 (invalid byte at offset {exc.start})") from exc
-
-
 def _read_text_file(
-    file: Path, doc_id: str, max_bytes: int, skipped: list[str], roots: Sequence[Path] | None
+    file: Path,
+    doc_id: str,
+    max_bytes: int,
+    skipped: list[str],
+    roots: Sequence[Path] | None,
+    max_file_bytes: int | None = None,
 ) -> Document | None:
+    """One file through its format's parser; any failure is a skip with its reason, never an exception."""
+    binary = file.suffix.lower() in BINARY_FORMATS
+    limit = max(max_bytes, max_file_bytes or 0) if binary else max_bytes
     try:
-        text = _decode(_read_bytes(file, max_bytes, roots))
-        return make_document(doc_id, text, {"path": doc_id}, max_bytes=max_bytes)
-    except UnicodeError as exc:
+        parsed = parse_file(file.name, _read_bytes(file, limit, roots))
+        skipped.extend(f"{doc_id}: {note}" for note in parsed.notes)
+        return make_document(doc_id, parsed.text, {"path": doc_id, **parsed.metadata}, max_bytes=max_bytes)
+    except FormatError as exc:
         skipped.append(f"{doc_id}: {exc}")
     except OSError as exc:
         skipped.append(f"{doc_id}: {exc.strerror or exc}")
-    except InputError as exc:
+    except (InputError, MissingDependency) as exc:
         skipped.append(f"{doc_id}: {exc}")
+    except RecursionError:
+        skipped.append(f"{doc_id}: too deeply nested to parse")
     return None
 
 
