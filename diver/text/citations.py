@@ -8,7 +8,7 @@ A file read through ``diver.text.formats`` keeps a compact location map in its m
   count from 1 at offset 0; empty: the text is not the file's (HTML, PDF...), no line numbers.
 - ``pages``: the 1-based page that starts at that offset (PDF).
 - ``headings``: the heading path (``"Guide > Install"``) in force from that offset on.
-- ``breaks``: offsets where a definition starts (code): the chunker prefers to cut there.
+- ``breaks``: offsets where a definition (code) or a section starts: the chunker prefers to cut there.
 
 A document with a ``path`` but no map (a plain file whose lines map one to one) counts lines from 1.
 Documents from .jsonl or ``index_documents`` carry no location at all. The map is internal: hits and

@@ -139,12 +139,13 @@ def chunk_document(doc: Document, spanner: TokenSpanner, max_tokens: int, overla
     if max_tokens < 1:
         raise ValueError("max_tokens must be positive")
     spans = spanner.token_spans(doc.text)
-    if len(spans) <= max_tokens:
+    locations = doc.metadata.get(LOCATIONS_KEY)
+    locations = locations if isinstance(locations, dict) else {}
+    pages = [int(a[0]) for a in locations.get("pages") or []]
+    if len(spans) <= max_tokens and len(pages) < 2:
         return [Chunk(doc.id, 0, doc.text, 0, len(doc.text))]
-    breaks = doc.metadata.get(LOCATIONS_KEY, {}).get("breaks") if isinstance(
-        doc.metadata.get(LOCATIONS_KEY), dict) else None  # fmt: skip
-    if breaks:
-        return _chunk_at_definitions(doc, spans, max_tokens, overlap, breaks)
+    if locations.get("breaks") or len(pages) > 1:
+        return _chunk_at_definitions(doc, spans, max_tokens, overlap, locations.get("breaks") or [], pages)
     step = max(1, max_tokens - int(round(max_tokens * overlap)))
     chunks: list[Chunk] = []
     start_tok = 0
@@ -158,26 +159,38 @@ def chunk_document(doc: Document, spanner: TokenSpanner, max_tokens: int, overla
 
 
 def _chunk_at_definitions(
-    doc: Document, spans: list[tuple[int, int]], max_tokens: int, overlap: float, breaks: list[int]
-) -> list[Chunk]:
-    """Windows of at most ``max_tokens`` that end where a definition starts (code files: whole functions
-    and classes, small ones packed together); a definition longer than a window is cut with ``overlap``."""
+    doc: Document, spans: list[tuple[int, int]], max_tokens: int, overlap: float, breaks: list[int],
+    pages: list[int],
+) -> list[Chunk]:  # fmt: skip
+    """Chunks that never cross a definition (code) or section boundary, except to pack whole small ones
+    together up to ``max_tokens``, and never a page boundary (PDF: a chunk cites one page); a definition,
+    section or page longer than ``max_tokens`` is cut into windows with overlap."""
     starts = [a for a, _ in spans]
-    boundaries = sorted({bisect_left(starts, int(b)) for b in breaks} - {0})
-    keep = int(round(max_tokens * overlap))
+    hard = {bisect_left(starts, int(b)) for b in pages}
+    cuts = sorted({bisect_left(starts, int(b)) for b in breaks} | hard | {0, len(spans)})
+    step = max(1, max_tokens - int(round(max_tokens * overlap)))
+    windows: list[tuple[int, int]] = []
+    pack: list[int] | None = None
+    for first, last in zip(cuts, cuts[1:], strict=False):
+        if pack is not None and last - pack[0] <= max_tokens and first not in hard:
+            pack[1] = last
+            continue
+        if pack is not None:
+            windows.append((pack[0], pack[1]))
+            pack = None
+        if last - first <= max_tokens:
+            pack = [first, last]
+            continue
+        for begin in range(first, last, step):
+            windows.append((begin, min(begin + max_tokens, last)))
+            if begin + max_tokens >= last:
+                break
+    if pack is not None:
+        windows.append((pack[0], pack[1]))
     chunks: list[Chunk] = []
-    start = 0
-    while start < len(spans):
-        limit = start + max_tokens
-        if limit >= len(spans):
-            end, next_start = len(spans), len(spans)
-        else:
-            fits = [b for b in boundaries if start + max_tokens // 4 <= b <= limit]
-            end = fits[-1] if fits else limit
-            next_start = end if fits else max(start + 1, end - keep)
-        first, last = spans[start][0], spans[end - 1][1]
-        chunks.append(Chunk(doc.id, len(chunks), doc.text[first:last], first, last))
-        start = next_start
+    for first, last in windows:
+        a, b = spans[first][0], spans[last - 1][1]
+        chunks.append(Chunk(doc.id, len(chunks), doc.text[a:b], a, b))
     return chunks
 
 

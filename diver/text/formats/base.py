@@ -93,7 +93,8 @@ class TextBuilder:
                 self._anchors["lines"].append([offset, number])
             self._last_line = number
         self._mark("pages", offset, page)
-        self._mark("headings", offset, heading)
+        if self._mark("headings", offset, heading) and offset > 0:
+            definition = True  # a new section: chunks prefer to start there too
         if definition:
             self._anchors["breaks"].append(offset)
         self._append(cleaned)
@@ -102,10 +103,12 @@ class TextBuilder:
         """A paragraph break (for formats without source lines)."""
         self._blank_pending = bool(self._parts)
 
-    def _mark(self, kind: str, offset: int, value: Any) -> None:
+    def _mark(self, kind: str, offset: int, value: Any) -> bool:
         anchors = self._anchors[kind]
         if value is not None and (not anchors or anchors[-1][1] != value):
             anchors.append([offset, value])
+            return True
+        return False
 
     def _append(self, piece: str) -> None:
         self._parts.append(piece)
