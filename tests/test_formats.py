@@ -158,3 +158,10 @@ def test_public_metadata_drops_the_map_and_cleaning_is_idempotent() -> None:
     parsed = parse_file("g.md", b"# A\n\n\n\n\nb\n")
     assert LOCATIONS_KEY in parsed.metadata and LOCATIONS_KEY not in public_metadata(parsed.metadata)
     assert clean_text(parsed.text) == parsed.text
+
+
+def test_html_in_its_declared_encoding() -> None:
+    body = "Le café crème est servi chaud avec du pain frais. " * 8
+    page = f'<html><head><meta charset="iso-8859-1"><title>Café</title></head><body><article><h1>Menu</h1><p>{body}</p></article></body></html>'
+    text, _, _, _, heading = where("latin.html", page.encode("latin-1"), "café crème")
+    assert heading == "Menu" and "pain frais" in text
