@@ -115,7 +115,7 @@ def test_pdf_pages_and_scanned_pdf_reported() -> None:
     with pytest.raises(FormatError, match="no text layer in 2 page"):
         parse_file("scan.pdf", tiny_pdf([[], []]))
     partly = parse_file("mixed.pdf", tiny_pdf([["some text"], []]))
-    assert partly.notes == ["pages without text (scanned?): 2"]
+    assert partly.notes == ["indexed, but pages without text (scanned?): 2"]
     with pytest.raises(FormatError, match="unreadable PDF|cannot be parsed"):
         parse_file("bad.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage")
 

@@ -36,5 +36,5 @@ def parse_pdf(data: bytes, name: str) -> Parsed:
         builder.blank()
     parsed = builder.build({"pages": len(pages)})
     if empty:
-        parsed.notes.append(f"pages without text (scanned?): {', '.join(map(str, empty[:20]))}")
+        parsed.notes.append(f"indexed, but pages without text (scanned?): {', '.join(map(str, empty[:20]))}")
     return parsed
