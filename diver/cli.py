@@ -13,6 +13,7 @@ import typer
 
 from diver.config import DiverSettings, load_settings
 from diver.errors import DiverError, InputError
+from diver.hits import SearchHit
 from diver.service.cli_common import JsonOpt, fail, open_configured_engine
 
 app = typer.Typer(
@@ -97,8 +98,16 @@ def search(
     _table(
         f"{mode} search in {collection}",
         ["#", "id", "score", "title"],
-        [[str(h.rank), h.id, f"{h.score:.4f}", h.title[:70]] for h in result.hits],
+        [[str(h.rank), _cited(h), f"{h.score:.4f}", h.title[:70]] for h in result.hits],
     )
+
+
+def _cited(hit: SearchHit) -> str:
+    """``guide.md:40-45``, ``report.pdf p.2``: the id with the lines or page its best chunk comes from."""
+    if hit.lines is not None:
+        first, last = hit.lines
+        return f"{hit.id}:{first}" + (f"-{last}" if last != first else "")
+    return f"{hit.id} p.{hit.page}" if hit.page is not None else hit.id
 
 
 @app.command("deep-search")
@@ -146,7 +155,7 @@ def deep_search(
     _table(
         f"deep search in {collection}",
         ["#", "id", "score", "title"],
-        [[str(h.rank), h.id, f"{h.score:.4f}", h.title[:70]] for h in result.hits],
+        [[str(h.rank), _cited(h), f"{h.score:.4f}", h.title[:70]] for h in result.hits],
     )
 
 

@@ -165,3 +165,20 @@ def test_html_in_its_declared_encoding() -> None:
     page = f'<html><head><meta charset="iso-8859-1"><title>Café</title></head><body><article><h1>Menu</h1><p>{body}</p></article></body></html>'
     text, _, _, _, heading = where("latin.html", page.encode("latin-1"), "café crème")
     assert heading == "Menu" and "pain frais" in text
+
+
+def test_cli_table_shows_where_a_hit_comes_from() -> None:
+    from diver.cli import _cited
+    from diver.hits import SearchHit
+
+    assert _cited(SearchHit(id="guide.md", rank=1, score=1.0, lines=(40, 45))) == "guide.md:40-45"
+    assert _cited(SearchHit(id="r.pdf", rank=1, score=1.0, page=2)) == "r.pdf p.2"
+    assert _cited(SearchHit(id="j1", rank=1, score=1.0)) == "j1"
+
+
+def test_short_multi_page_pdf_is_chunked_per_page() -> None:
+    parsed = parse_file("r.pdf", tiny_pdf([["alpha page one"], ["beta page two"], ["gamma page three"]]))
+    doc = make_document("r.pdf", parsed.text, {"path": "r.pdf", **parsed.metadata})
+    chunks = chunk_document(doc, RegexSpanner(), 256, 0.2)
+    assert [c.text for c in chunks] == ["alpha page one", "beta page two", "gamma page three"]
+    assert [cite(doc.text, doc.metadata, c.start, c.end).page for c in chunks] == [1, 2, 3]

@@ -142,7 +142,7 @@ def chunk_document(doc: Document, spanner: TokenSpanner, max_tokens: int, overla
     locations = doc.metadata.get(LOCATIONS_KEY)
     locations = locations if isinstance(locations, dict) else {}
     pages = [int(a[0]) for a in locations.get("pages") or []]
-    if len(spans) <= max_tokens and len(pages) < 2:
+    if not spans or (len(spans) <= max_tokens and len(pages) < 2):
         return [Chunk(doc.id, 0, doc.text, 0, len(doc.text))]
     if locations.get("breaks") or len(pages) > 1:
         return _chunk_at_definitions(doc, spans, max_tokens, overlap, locations.get("breaks") or [], pages)

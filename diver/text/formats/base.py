@@ -19,7 +19,8 @@ BINARY_SNIFF_BYTES = 8192
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _LINE_END = re.compile(r"\r\n|\r|\n")
-MAX_SYMBOLS = 200
+MAX_SYMBOLS = 64
+"""Symbol names kept in metadata (they travel with every hit of the file)."""
 
 
 class FormatError(ValueError):
