@@ -24,9 +24,10 @@ class SearchHit(BaseModel):
     span: tuple[int, int] | None = Field(
         None, description="Character span [start, end) of the highlight within the document text."
     )
-    lines: tuple[int, int] | None = Field(None, description="First and last source line of the chunk (files).")
-    page: int | None = Field(None, description="PDF page of the chunk.")
-    heading: str | None = Field(None, description="Heading path of the chunk, e.g. 'Guide > Install'.")
+    # where the best chunk lies in its file (index_path): first-last line, PDF page, "Guide > Install"
+    lines: tuple[int, int] | None = None
+    page: int | None = None
+    heading: str | None = None
 
 
 class SearchResult(BaseModel):

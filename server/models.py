@@ -45,8 +45,8 @@ class SearchOutput(BaseModel):
     mode: str
     hits: list[SearchHit] = Field(
         default_factory=list,
-        description="Best first; `highlight` is the best-matching passage; `source`, `chunk`, `span` and "
-        "`scores` are what a citation needs. Empty with format='compact'.",
+        description="Best first; `highlight` is the best-matching passage; cite `source` with `lines` (first-"
+        "last), `page` or `heading` of that passage. Empty with format='compact'.",
     )
     candidates: list[Candidate] = Field(default_factory=list, description="format='compact' only.")
     assembly: str | None = Field(None, description="How query and expansions were combined, if any.")
