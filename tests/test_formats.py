@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from format_files import docx_bytes, notebook_json, tiny_pdf, walrus_page, write_format_tree
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from diver.errors import MissingDependency
 from diver.text.citations import LOCATIONS_KEY, cite, public_metadata
-from diver.text.documents import RegexSpanner, chunk_document, clean_text, make_document
+from diver.text.documents import Document, RegexSpanner, chunk_document, clean_text, make_document
 from diver.text.formats import FormatError, parse_file
 from diver.text.ingest import read_documents
 
@@ -182,3 +184,25 @@ def test_short_multi_page_pdf_is_chunked_per_page() -> None:
     chunks = chunk_document(doc, RegexSpanner(), 256, 0.2)
     assert [c.text for c in chunks] == ["alpha page one", "beta page two", "gamma page three"]
     assert [cite(doc.text, doc.metadata, c.start, c.end).page for c in chunks] == [1, 2, 3]
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(alphabet="ab \n.#", min_size=1, max_size=1500), budget=st.integers(16, 80),
+       overlap=st.floats(0, 0.85), cuts=st.lists(st.integers(0, 1500), max_size=12),
+       page_cuts=st.lists(st.integers(1, 1500), max_size=4))  # fmt: skip
+def test_structured_chunks_cover_the_text_and_keep_to_pages(text: str, budget: int, overlap: float,
+                                                            cuts: list[int], page_cuts: list[int]) -> None:  # fmt: skip
+    if not text.strip():
+        return
+    pages = [[0, 1]] + [[offset, n] for n, offset in enumerate(sorted(set(page_cuts)), start=2)]
+    doc = Document(id="d", text=text, metadata={LOCATIONS_KEY: {"breaks": sorted(cuts), "pages": pages}})
+    spanner = RegexSpanner()
+    chunks = chunk_document(doc, spanner, budget, overlap)
+    tokens = spanner.token_spans(text)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+    for c in chunks:
+        assert c.text == text[c.start : c.end] and len(spanner.token_spans(c.text)) <= max(budget, 1)
+        assert len({cite(text, doc.metadata, a, b).page for a, b in tokens if c.start <= a and b <= c.end}) <= 1
+    for start, end in tokens:
+        assert any(c.start <= start and end <= c.end for c in chunks), (start, end)
