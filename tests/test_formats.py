@@ -20,8 +20,8 @@ from diver.text.ingest import read_documents
 
 def where(name: str, data: bytes | str, phrase: str) -> tuple[str, dict, tuple[int, int] | None, int | None, str | None]:
     parsed = parse_file(name, data.encode("utf-8") if isinstance(data, str) else data)
-    doc = make_document(name, parsed.text, {"path": name, **parsed.metadata})
-    assert doc.text == parsed.text, "the builder's text must survive cleaning unchanged (offsets stay true)"
+    doc = make_document(name, parsed.text, {"path": name, **parsed.metadata}, precleaned=True)
+    assert doc.text == parsed.text
     at = doc.text.index(phrase)
     got = cite(doc.text, doc.metadata, at, at + len(phrase))
     return doc.text, doc.metadata, got.lines, got.page, got.heading
@@ -87,7 +87,7 @@ def test_python_and_typescript_symbols_and_definition_chunks() -> None:
     source = f"import os\n\n\n@decorator\ndef first():\n{body}\n\n\nclass Second:\n    def method(self):\n    {inner}\n"
     parsed = parse_file("mod.py", source.encode())
     assert parsed.metadata["symbols"] == ["first", "Second", "Second.method"]
-    doc = make_document("mod.py", parsed.text, {"path": "mod.py", **parsed.metadata})
+    doc = make_document("mod.py", parsed.text, {"path": "mod.py", **parsed.metadata}, precleaned=True)
     chunks = chunk_document(doc, RegexSpanner(), 120, 0.2)
     breaks = [0, *doc.metadata[LOCATIONS_KEY]["breaks"]]
 
@@ -97,7 +97,7 @@ def test_python_and_typescript_symbols_and_definition_chunks() -> None:
     assert len(chunks) == 2 and all(at_definition(c.start) for c in chunks), chunks  # cut where definitions start
     assert "x19 = 19" in chunks[0].text and "@decorator" in chunks[0].text  # `first` whole in one chunk
     assert cite(doc.text, doc.metadata, chunks[1].start, chunks[1].end).lines == (29, 49)
-    plain = chunk_document(make_document("m", doc.text), RegexSpanner(), 120, 0.2)
+    plain = chunk_document(Document(id="m", text=doc.text), RegexSpanner(), 120, 0.2)
     assert not all(at_definition(c.start) for c in plain)  # token windows alone would cut inside a definition
     ts = parse_file("app.ts", b"export function greet(n: string) { return n; }\nexport class Kiosk {\n  open() {}\n}\n")
     assert ts.metadata["symbols"] == ["greet", "Kiosk", "Kiosk.open"]
@@ -180,7 +180,7 @@ def test_cli_table_shows_where_a_hit_comes_from() -> None:
 
 def test_short_multi_page_pdf_is_chunked_per_page() -> None:
     parsed = parse_file("r.pdf", tiny_pdf([["alpha page one"], ["beta page two"], ["gamma page three"]]))
-    doc = make_document("r.pdf", parsed.text, {"path": "r.pdf", **parsed.metadata})
+    doc = make_document("r.pdf", parsed.text, {"path": "r.pdf", **parsed.metadata}, precleaned=True)
     chunks = chunk_document(doc, RegexSpanner(), 256, 0.2)
     assert [c.text for c in chunks] == ["alpha page one", "beta page two", "gamma page three"]
     assert [cite(doc.text, doc.metadata, c.start, c.end).page for c in chunks] == [1, 2, 3]
@@ -206,3 +206,12 @@ def test_structured_chunks_cover_the_text_and_keep_to_pages(text: str, budget: i
         assert len({cite(text, doc.metadata, a, b).page for a, b in tokens if c.start <= a and b <= c.end}) <= 1
     for start, end in tokens:
         assert any(c.start <= start and end <= c.end for c in chunks), (start, end)
+
+
+def test_code_keeps_its_indentation_other_spaces_collapse(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("class A:\n\tdef f(self):\n        return  1   # two  spaces\n", encoding="utf-8")
+    (tmp_path / "p.md").write_text("- item\n    - nested   item\n", encoding="utf-8")
+    docs, _ = read_documents(tmp_path, max_bytes=10_000)
+    by_id = {d.id: d.text for d in docs}
+    assert by_id["m.py"] == "class A:\n\tdef f(self):\n        return 1 # two spaces"
+    assert by_id["p.md"] == "- item\n    - nested item"

@@ -70,13 +70,20 @@ class Document(BaseModel):
         return ""
 
 
-def make_document(doc_id: Any, text: Any, metadata: Any = None, *, max_bytes: int | None = None) -> Document:
-    """Validate and clean one document, raising ``InputError`` with the id in the message."""
+def make_document(
+    doc_id: Any, text: Any, metadata: Any = None, *, max_bytes: int | None = None, precleaned: bool = False
+) -> Document:
+    """Validate and clean one document, raising ``InputError`` with the id in the message.
+
+    ``precleaned=True``: the text was cleaned line by line already (``diver.text.formats``, which keeps the
+    indentation of code and the offsets of its location map); only blank text is refused then.
+    """
     if not isinstance(text, str):
         raise InputError(f"document {doc_id!r}: text must be a string, got {type(text).__name__}")
     if max_bytes is not None and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise InputError(f"document {doc_id!r}: text exceeds the limit of {max_bytes} bytes")
-    cleaned = clean_text(text.encode("utf-8", "replace").decode("utf-8"))
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    cleaned = text if precleaned and text.strip() else clean_text(text)
     if not cleaned:
         raise InputError(f"document {doc_id!r}: text is empty after cleaning")
     try:

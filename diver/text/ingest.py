@@ -238,7 +238,8 @@ def _read_text_file(
     try:
         parsed = parse_file(file.name, _read_bytes(file, limit, roots))
         skipped.extend(f"{doc_id}: {note}" for note in parsed.notes)
-        return make_document(doc_id, parsed.text, {"path": doc_id, **parsed.metadata}, max_bytes=max_bytes)
+        metadata = {"path": doc_id, **parsed.metadata}
+        return make_document(doc_id, parsed.text, metadata, max_bytes=max_bytes, precleaned=True)
     except FormatError as exc:
         skipped.append(f"{doc_id}: {exc}")
     except OSError as exc:

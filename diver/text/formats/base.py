@@ -2,8 +2,9 @@
 
 A parser hands the builder lines with their source line number (and page/heading when it knows them).
 The builder cleans each line the way ``clean_text`` would (NFKC, control characters dropped, runs of
-spaces collapsed, trailing spaces cut, runs of blank lines collapsed), so cleaning the result again
-changes nothing and the offsets of the location map stay true.
+spaces collapsed, trailing spaces cut, runs of blank lines collapsed), except that the file's own lines
+(text, Markdown, reST, code) keep their indentation; the document is made with ``precleaned=True`` so
+the offsets of the location map stay true.
 """
 
 from __future__ import annotations
@@ -51,11 +52,14 @@ def source_lines(text: str, first: int = 1) -> list[tuple[int, str]]:
     return list(enumerate(_LINE_END.split(text), start=first))
 
 
-def clean_line(line: str) -> str:
+def clean_line(line: str, keep_indent: bool = False) -> str:
+    """``clean_text`` for one line; ``keep_indent`` leaves its leading spaces and tabs as they are."""
     line = unicodedata.normalize("NFKC", line)
     line = _LINE_END.sub(" ", line)
     line = _CONTROL.sub("", line)
-    return _SPACES.sub(" ", line).rstrip()
+    body = line.lstrip(" \t") if keep_indent else line
+    indent = line[: len(line) - len(body)]
+    return indent + _SPACES.sub(" ", body).rstrip() if body.strip() else ""
 
 
 class TextBuilder:
@@ -77,8 +81,8 @@ class TextBuilder:
     def add(self, line: str, number: int | None = None, *, page: int | None = None,
             heading: str | None = None, definition: bool = False) -> None:  # fmt: skip
         """One source line (``number`` 1-based); an empty one counts as a blank line."""
-        cleaned = clean_line(line)
-        if not self._parts:
+        cleaned = clean_line(line, keep_indent=self.track_lines)
+        if not self._parts and not self.track_lines:
             cleaned = cleaned.lstrip()
         if not cleaned:
             self._blank_pending = bool(self._parts)
