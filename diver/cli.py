@@ -13,6 +13,7 @@ import typer
 
 from diver.config import DiverSettings, load_settings
 from diver.errors import OPTIONAL_MODULES, DiverError, InputError, MissingDependency, missing_dependency
+from diver.hits import SearchHit
 from diver.service.cli_common import JsonOpt, fail, open_configured_engine
 
 app = typer.Typer(
@@ -40,7 +41,10 @@ def index(
     collection: Annotated[str, typer.Argument(help="Collection name (created if missing).")],
     path: Annotated[
         Path,
-        typer.Argument(help="A folder (synced), a .txt/.md file, or a .jsonl file (fields: id, text, metadata)."),
+        typer.Argument(
+            help="A folder (synced) or file (text, Markdown, reST, HTML, code, PDF; notebooks/Office with the "
+            "'formats' extra), or a .jsonl file (fields: id, text, optional metadata)."
+        ),
     ],
     include: Globs = None,
     exclude: Globs = None,
@@ -130,8 +134,16 @@ def search(
     _table(
         f"{mode} search in {collection}",
         ["#", "id", "score", "title"],
-        [[str(h.rank), h.id, f"{h.score:.4f}", h.title[:70]] for h in result.hits],
+        [[str(h.rank), _cited(h), f"{h.score:.4f}", h.title[:70]] for h in result.hits],
     )
+
+
+def _cited(hit: SearchHit) -> str:
+    """``guide.md:40-45``, ``report.pdf p.2``: the id with the lines or page its best chunk comes from."""
+    if hit.lines is not None:
+        first, last = hit.lines
+        return f"{hit.id}:{first}" + (f"-{last}" if last != first else "")
+    return f"{hit.id} p.{hit.page}" if hit.page is not None else hit.id
 
 
 @app.command("deep-search")
@@ -182,7 +194,7 @@ def deep_search(
     _table(
         f"deep search in {collection}",
         ["#", "id", "score", "title"],
-        [[str(h.rank), h.id, f"{h.score:.4f}", h.title[:70]] for h in result.hits],
+        [[str(h.rank), _cited(h), f"{h.score:.4f}", h.title[:70]] for h in result.hits],
     )
 
 

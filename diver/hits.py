@@ -24,6 +24,10 @@ class SearchHit(BaseModel):
     span: tuple[int, int] | None = Field(
         None, description="Character span [start, end) of the highlight within the document text."
     )
+    # where the best chunk lies in its file (index_path): first-last line, PDF page, "Guide > Install"
+    lines: tuple[int, int] | None = None
+    page: int | None = None
+    heading: str | None = None
 
 
 class SearchResult(BaseModel):

@@ -45,7 +45,8 @@ class SearchOutput(BaseModel):
     mode: str
     hits: list[SearchHit] = Field(
         default_factory=list,
-        description="Best first. Empty with format='compact'.",
+        description="Best first; `highlight` is the best-matching passage; cite `source` with `lines` (first-"
+        "last), `page` or `heading` of that passage. Empty with format='compact'.",
     )
     candidates: list[Candidate] = Field(default_factory=list, description="format='compact' only.")
     assembly: str | None = Field(None, description="How query and expansions were combined, if any.")
@@ -152,6 +153,9 @@ class ChunkOutput(BaseModel):
     start: int = Field(description="Character offset of the chunk in the document text.")
     end: int
     text: str
+    lines: tuple[int, int] | None = None
+    page: int | None = None
+    heading: str | None = None
 
 
 class DocumentOutput(BaseModel):

@@ -62,6 +62,7 @@ class ServerState:
             include=include,
             exclude=exclude,
             scope=scope,
+            max_file_bytes=limits.max_file_bytes,
         )
 
     def warm(self) -> None:

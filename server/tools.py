@@ -31,6 +31,7 @@ from diver.server.schemas import (
 )
 from diver.server.search import run_search, search_output
 from diver.server.state import ServerState, state_of
+from diver.text.citations import cite, public_metadata
 
 
 def register_tools(server: MCPServer, read_only: bool = False) -> None:
@@ -95,7 +96,7 @@ def _get_document(state: ServerState, collection: str, doc_id: str, max_chars: i
                   window: int) -> DocumentOutput:  # fmt: skip
     col = state.engine.collection(collection)
     doc = col.get(doc_id)
-    out = DocumentOutput(collection=collection, id=doc.id, text=doc.text[:max_chars], metadata=doc.metadata,
+    out = DocumentOutput(collection=collection, id=doc.id, text=doc.text[:max_chars], metadata=public_metadata(doc.metadata),
                          chars=len(doc.text), truncated=len(doc.text) > max_chars)  # fmt: skip
     if around_chunk is None:
         return out
@@ -108,7 +109,9 @@ def _get_document(state: ServerState, collection: str, doc_id: str, max_chars: i
         if room <= 0:
             cut = True
             break
-        chunks.append(ChunkOutput(index=index, start=start, end=end, text=text[:room]))
+        where = cite(doc.text, doc.metadata, start, end)
+        chunks.append(ChunkOutput(index=index, start=start, end=end, text=text[:room], lines=where.lines,
+                                  page=where.page, heading=where.heading))  # fmt: skip
         cut = cut or len(text) > room
         used += min(len(text), room)
     return out.model_copy(update={"text": "", "chunks": chunks, "chunk_count": count, "truncated": cut})

@@ -83,7 +83,7 @@ def _path_output(job: IndexJob) -> IndexPathOutput:
     snap = job.snapshot()
     if snap["state"] == "failed" and not snap["documents_done"]:
         reasons = "; ".join(e.removeprefix("skipped ") for e in snap["errors"][:5])
-        raise ToolError(f"nothing indexed from {job.path!r}: {reasons or 'no .txt/.md files found'}")
+        raise ToolError(f"nothing indexed from {job.path!r}: {reasons or 'no supported files found'}")
     skipped = [e.removeprefix("skipped ") for e in snap["errors"]]
     return IndexPathOutput(
         collection=job.collection, added=snap["added"], replaced=snap["replaced"], unchanged=snap["unchanged"],
@@ -144,8 +144,8 @@ def register_write_tools(server: MCPServer) -> None:
         collection: Annotated[str, Field(description="Collection name; created if missing.")],
         path: Annotated[
             str,
-            Field(description="A folder, one .txt/.md file, or a .jsonl with {id, text, metadata} per line; "
-                  "under the server's allowed roots."),
+            Field(description="A folder (synced) or file (text, Markdown, reST, HTML, code, PDF, notebooks, "
+                  "Office), or a .jsonl with {id, text, metadata} per line; under the server's allowed roots."),
         ],  # fmt: skip
         ctx: Context,
         wait: Annotated[bool, Field(description="Wait until done (progress notifications meanwhile).")] = False,
@@ -160,7 +160,7 @@ def register_write_tools(server: MCPServer) -> None:
         hidden folders, node_modules skipped); its files get their relative path as id. Returns the result
         when it finishes within a few seconds; otherwise `done: false` and a `job` id at once, and indexing
         goes on in the background: poll index_status(job), stop with cancel_index(job) (committed batches
-        stay searchable). Skipped files are listed with the reason."""
+        stay searchable). Skipped files are listed with the reason, unsupported ones counted per extension."""
         state = state_of(ctx)
         try:
             validate_collection_name(collection, state.settings.limits.max_collection_name)

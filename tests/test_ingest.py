@@ -36,7 +36,7 @@ def test_folder_reads_text_files_and_reports_skips(root: Path) -> None:
     assert "binary.txt: binary file" in joined
     assert "latin1.txt: not UTF-8" in joined
     assert "empty.md:" in joined and "empty" in joined
-    assert "1 file *.png: unsupported type" in joined
+    assert "unsupported format .png: 1 file (image.png)" in joined
     assert ".hidden" not in joined
 
 
@@ -86,9 +86,12 @@ def test_max_documents_is_enforced(tmp_path: Path) -> None:
 
 
 def test_unsupported_file_type(tmp_path: Path) -> None:
-    (tmp_path / "x.pdf").write_bytes(b"%PDF")
+    (tmp_path / "x.png").write_bytes(b"\x89PNG")
     with pytest.raises(InputError, match="unsupported file"):
-        read_documents(tmp_path / "x.pdf", allowed_roots=[tmp_path], max_bytes=LIMIT)
+        read_documents(tmp_path / "x.png", allowed_roots=[tmp_path], max_bytes=LIMIT)
+    (tmp_path / "x.pdf").write_bytes(b"%PDF")  # a supported format that does not parse: skipped, not fatal
+    docs, skipped = read_documents(tmp_path / "x.pdf", allowed_roots=[tmp_path], max_bytes=LIMIT)
+    assert docs == [] and skipped[0].startswith("x.pdf: ")
 
 
 # -- confinement ------------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ async def test_include_exclude_and_gitignore(tmp_path: Path) -> None:
         assert await ids_for(client, "nodemodulestext") == [] and await ids_for(client, "many") == []
         again = await call(client, "index_path", collection="docs", path="docs", wait=True)
         assert again["added"] == 2 and again["unchanged"] == 3  # notes/old-name.md and gone.txt now
-        assert again["skipped"] == ["1 file *.png: unsupported type"]
+        assert again["skipped"] == ["unsupported format .png: 1 file (logo.png)"]
         bad = await client.call_tool("index_path", {"collection": "docs", "path": "docs/gone.txt", "include": ["*.md"]})
         assert bad.is_error and "apply to a folder" in bad.content[0].text
 

@@ -82,8 +82,8 @@ def test_unsupported_files_are_counted_per_extension(tmp_path: Path) -> None:
     result = walk_folder(root, [root], lambda rel: rel.endswith(".md"))
     assert dict(result.unsupported) == {".png": 3, "": 1, ".pdf": 1}
     assert result.unsupported_summary() == [
-        "3 files *.png: unsupported type", "1 file without extension: unsupported type",
-        "1 file *.pdf: unsupported type",
+        "unsupported format .png: 3 files (x.png, y.png, sub/z.PNG)",
+        "unsupported format (no extension): 1 file (Makefile)", "unsupported format .pdf: 1 file (c.pdf)",
     ]  # fmt: skip
 
 
@@ -105,6 +105,6 @@ def test_read_documents_walks_with_the_rules(tmp_path: Path) -> None:
     })  # fmt: skip
     docs, skipped = read_documents(root, allowed_roots=[root], max_bytes=LIMIT, exclude=["*.txt"])
     assert [d.id for d in docs] == ["guide/a.md", "日本語/ノート.md"]
-    assert skipped == ["1 file *.svg: unsupported type"]
+    assert skipped == ["unsupported format .svg: 1 file (logo.svg)"]
     docs, _ = read_documents(root, allowed_roots=[root], max_bytes=LIMIT, include=["guide/"])
     assert [d.id for d in docs] == ["guide/a.md", "guide/b.txt"]

@@ -16,6 +16,9 @@ class LimitSettings(Section):
     max_documents_per_call: int = Field(1000, ge=1, description="Documents per index call.")
     max_document_bytes: int = Field(5_000_000, ge=1, description="Bytes of text per document.")
     max_metadata_bytes: int = Field(65536, ge=2, description="Bytes of JSON metadata per document.")
+    max_file_bytes: int = Field(
+        50_000_000, ge=1, description="Bytes of a PDF, Office file or notebook read from a folder (text: max_document_bytes)."
+    )
     max_collection_name: int = Field(63, ge=3, le=63, description="Collection name length limit.")
 
 

@@ -31,6 +31,7 @@ from diver.index.upserts import (
     document_batches,
     run_pipelined,
 )
+from diver.text.citations import cite, public_metadata
 from diver.text.documents import Document, check_limits, chunk_document, content_hash
 from diver.text.queries import prepare_queries
 
@@ -455,6 +456,8 @@ class Collection:
             text, metadata = texts[doc_id]
             chunk = best.get(doc_id, 0)
             start, end = spans.get((doc_id, chunk), (0, len(text)))
+            where = cite(text, metadata, start, end)
+            metadata = public_metadata(metadata)
             hits.append(
                 SearchHit(
                     id=doc_id,
@@ -467,6 +470,9 @@ class Collection:
                     source=source_of(metadata),
                     chunk=chunk,
                     span=(start, min(end, start + HIGHLIGHT_CHARS)),
+                    lines=where.lines,
+                    page=where.page,
+                    heading=where.heading,
                 )
             )
         return hits

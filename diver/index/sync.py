@@ -50,6 +50,7 @@ def read_source(
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     scope: frozenset[str] | None = None,
+    max_file_bytes: int | None = None,
 ) -> Source:
     """Read ``path``: a folder as a ``FolderRead`` (optionally only the relative paths in ``scope``), a file
     or .jsonl as ``read_documents`` does."""
@@ -59,9 +60,10 @@ def read_source(
         if include or exclude:
             raise InputError("include/exclude apply to a folder, not to one file")
         return read_documents(real, allowed_roots=allowed_roots, max_bytes=max_bytes,
-                              max_metadata_bytes=max_metadata_bytes, max_documents=max_documents)  # fmt: skip
+                              max_metadata_bytes=max_metadata_bytes, max_documents=max_documents,
+                              max_file_bytes=max_file_bytes)  # fmt: skip
     roots = None if allowed_roots is None else [Path(os.path.realpath(Path(r).expanduser())) for r in allowed_roots]
-    read = read_folder(real, roots, max_bytes, max_documents, rules, scope)
+    read = read_folder(real, roots, max_bytes, max_documents, rules, scope, max_file_bytes)
     if len(read.skipped) > MAX_REPORTED_SKIPS:
         more = len(read.skipped) - MAX_REPORTED_SKIPS
         read.skipped = read.skipped[:MAX_REPORTED_SKIPS] + [f"... and {more} more skipped"]

@@ -25,7 +25,7 @@ def read(settings: DiverSettings, path: Path, include: Sequence[str] | None, exc
          scope: frozenset[str] | None = None) -> Any:  # fmt: skip
     """A folder's ``FolderRead`` or a file's (documents, skipped); the CLI reads anywhere (unconfined)."""
     return read_source(path, allowed_roots=None, max_bytes=settings.limits.max_document_bytes, include=include,
-                       exclude=exclude, scope=scope)  # fmt: skip
+                       exclude=exclude, scope=scope, max_file_bytes=settings.limits.max_file_bytes)  # fmt: skip
 
 
 def sync_folder(engine: Any, collection: str, folder: FolderRead, dry_run: bool, batch_size: int,

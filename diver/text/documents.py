@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from diver.errors import InputError
+from diver.text.citations import LOCATIONS_KEY
 
 MAX_ID_CHARS = 512
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -68,13 +70,20 @@ class Document(BaseModel):
         return ""
 
 
-def make_document(doc_id: Any, text: Any, metadata: Any = None, *, max_bytes: int | None = None) -> Document:
-    """Validate and clean one document, raising ``InputError`` with the id in the message."""
+def make_document(
+    doc_id: Any, text: Any, metadata: Any = None, *, max_bytes: int | None = None, precleaned: bool = False
+) -> Document:
+    """Validate and clean one document, raising ``InputError`` with the id in the message.
+
+    ``precleaned=True``: the text was cleaned line by line already (``diver.text.formats``, which keeps the
+    indentation of code and the offsets of its location map); only blank text is refused then.
+    """
     if not isinstance(text, str):
         raise InputError(f"document {doc_id!r}: text must be a string, got {type(text).__name__}")
     if max_bytes is not None and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise InputError(f"document {doc_id!r}: text exceeds the limit of {max_bytes} bytes")
-    cleaned = clean_text(text.encode("utf-8", "replace").decode("utf-8"))
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    cleaned = text if precleaned and text.strip() else clean_text(text)
     if not cleaned:
         raise InputError(f"document {doc_id!r}: text is empty after cleaning")
     try:
@@ -169,8 +178,13 @@ def chunk_document(
         raise ValueError("max_tokens must be positive")
     if spans is None:
         spans = spanner.token_spans(doc.text)
-    if len(spans) <= max_tokens:
+    locations = doc.metadata.get(LOCATIONS_KEY)
+    locations = locations if isinstance(locations, dict) else {}
+    pages = [int(a[0]) for a in locations.get("pages") or []]
+    if not spans or (len(spans) <= max_tokens and len(pages) < 2):
         return [Chunk(doc.id, 0, doc.text, 0, len(doc.text))]
+    if locations.get("breaks") or len(pages) > 1:
+        return _chunk_at_definitions(doc, spans, max_tokens, overlap, locations.get("breaks") or [], pages)
     step = max(1, max_tokens - int(round(max_tokens * overlap)))
     chunks: list[Chunk] = []
     start_tok = 0
@@ -181,6 +195,42 @@ def chunk_document(
         if end_tok >= len(spans):
             return chunks
         start_tok += step
+
+
+def _chunk_at_definitions(
+    doc: Document, spans: list[tuple[int, int]], max_tokens: int, overlap: float, breaks: list[int],
+    pages: list[int],
+) -> list[Chunk]:  # fmt: skip
+    """Chunks that never cross a definition (code) or section boundary, except to pack whole small ones
+    together up to ``max_tokens``, and never a page boundary (PDF: a chunk cites one page); a definition,
+    section or page longer than ``max_tokens`` is cut into windows with overlap."""
+    starts = [a for a, _ in spans]
+    hard = {bisect_left(starts, int(b)) for b in pages}
+    cuts = sorted({bisect_left(starts, int(b)) for b in breaks} | hard | {0, len(spans)})
+    step = max(1, max_tokens - int(round(max_tokens * overlap)))
+    windows: list[tuple[int, int]] = []
+    pack: list[int] | None = None
+    for first, last in zip(cuts, cuts[1:], strict=False):
+        if pack is not None and last - pack[0] <= max_tokens and first not in hard:
+            pack[1] = last
+            continue
+        if pack is not None:
+            windows.append((pack[0], pack[1]))
+            pack = None
+        if last - first <= max_tokens:
+            pack = [first, last]
+            continue
+        for begin in range(first, last, step):
+            windows.append((begin, min(begin + max_tokens, last)))
+            if begin + max_tokens >= last:
+                break
+    if pack is not None:
+        windows.append((pack[0], pack[1]))
+    chunks: list[Chunk] = []
+    for first, last in windows:
+        a, b = spans[first][0], spans[last - 1][1]
+        chunks.append(Chunk(doc.id, len(chunks), doc.text[a:b], a, b))
+    return chunks
 
 
 @dataclass(frozen=True)

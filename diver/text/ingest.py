@@ -1,4 +1,9 @@
-"""Reading documents from files: a folder (walked by ``diver.text.walk``), one .txt/.md file, or a .jsonl of {id, text, metadata}.
+"""Reading documents from files: a folder (walked by ``diver.text.walk``), one supported file, or a .jsonl
+of {id, text, metadata}.
+
+Each file is turned into text by its format's parser (``diver.text.formats``: text, Markdown, reST, HTML,
+code, PDF; notebooks and Office files with the ``formats`` extra); unsupported files are counted per
+extension in the skips.
 
 Used by the CLI (``diver index``) and the MCP server (``index_path``). Nothing here imports an adapter.
 Paths can be confined to allowed roots: ``..`` is refused, the real path (symlinks resolved) must lie
@@ -16,14 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diver.errors import InputError, PathNotAllowed
+from diver.errors import InputError, MissingDependency, PathNotAllowed
 from diver.text.documents import Document, make_document
-from diver.text.walk import FolderFilter, extension, in_scope, walk_folder
+from diver.text.formats import FormatError, parse_file, supported
+from diver.text.walk import FolderFilter, in_scope, walk_folder
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
+"""The plain-text formats (kept for callers); ``diver.text.formats.SUPPORTED_SUFFIXES`` lists all."""
+BINARY_FORMATS = frozenset({".pdf", ".docx", ".pptx", ".ipynb"})
+"""Formats whose file is larger than its text: held to ``max_file_bytes`` instead of ``max_bytes``."""
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 _FORBIDDEN_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
-_BINARY_SNIFF_BYTES = 8192
 MAX_REPORTED_SKIPS = 200
 
 
@@ -87,8 +95,12 @@ def read_documents(
     max_documents: int | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
+    max_file_bytes: int | None = None,
 ) -> tuple[list[Document], list[str]]:
-    """Documents from a folder of .txt/.md files (ids = relative paths), one .txt/.md file, or a .jsonl.
+    """Documents from a folder of supported files (ids = relative paths), one such file, or a .jsonl.
+
+    ``max_bytes`` caps a document's text (and a text file's size); ``max_file_bytes`` (default
+    ``max_bytes``) caps a PDF, Office file or notebook on disk.
 
     A folder is walked by ``diver.text.walk`` (.gitignore/.ignore, default skips, ``include``/``exclude``
     globs). Returns (documents, skipped), each skip as ``"<where>: <reason>"``. Raises ``PathNotAllowed`` for
@@ -99,19 +111,40 @@ def read_documents(
     documents: list[Document] = []
     confined = None if allowed_roots is None else [_real(Path(r).expanduser()) for r in allowed_roots]
     if real.is_dir():
-        folder = read_folder(real, confined, max_bytes, max_documents, FolderFilter.of(include, exclude))
+        folder = read_folder(
+            real, confined, max_bytes, max_documents, FolderFilter.of(include, exclude), max_file_bytes=max_file_bytes
+        )
         documents, skipped = folder.documents, folder.skipped
     elif real.suffix.lower() in JSONL_SUFFIXES:
         documents = _read_jsonl(real, max_bytes, max_metadata_bytes, max_documents, skipped, confined)
-    elif real.suffix.lower() in TEXT_SUFFIXES:
-        doc = _read_text_file(real, real.name, max_bytes, skipped, confined)
+    elif supported(real.name):
+        doc = _read_text_file(real, real.name, max_bytes, skipped, confined, max_file_bytes)
         documents = [doc] if doc is not None else []
     else:
         raise InputError(
-            f"unsupported file {real.name!r}: give a folder of .txt/.md files, a .txt/.md file, or a .jsonl "
-            'with one {"id", "text", "metadata"} object per line'
+            f"unsupported file {real.name!r}: give a folder, a text/Markdown/reST/HTML/code/PDF file, or a "
+            '.jsonl with one {"id", "text", "metadata"} object per line'
         )
-    return documents, _cap(skipped)
+    return documents, _cap(_count_unsupported(skipped))
+
+
+_UNSUPPORTED = ": unsupported format "
+
+
+def _count_unsupported(skipped: list[str]) -> list[str]:
+    """One line per extension for unsupported files ("unsupported format .png: 3 files (a.png, ...)")."""
+    counts: dict[str, list[str]] = {}
+    kept: list[str] = []
+    for line in skipped:
+        where, sep, suffix = line.partition(_UNSUPPORTED)
+        if sep:
+            counts.setdefault(suffix, []).append(where)
+        else:
+            kept.append(line)
+    for suffix, files in sorted(counts.items(), key=lambda item: (-len(item[1]), item[0])):
+        shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+        kept.append(f"unsupported format {suffix}: {len(files)} file{'s' if len(files) > 1 else ''} ({shown})")
+    return kept
 
 
 @dataclass
@@ -128,8 +161,8 @@ class FolderRead:
 
 
 def supported_file(rel: str) -> bool:
-    """Whether a folder's file (relative path) is read as a document."""
-    return extension(rel) in TEXT_SUFFIXES
+    """Whether a folder's file (relative path) is read as a document (``diver.text.formats`` has a parser)."""
+    return supported(rel.rsplit("/", 1)[-1])
 
 
 def read_folder(
@@ -139,6 +172,7 @@ def read_folder(
     max_documents: int | None = None,
     rules: FolderFilter | None = None,
     scope: Collection[str] | None = None,
+    max_file_bytes: int | None = None,
 ) -> FolderRead:
     """Read the supported files under ``folder`` (a real path, from ``confine_path``); with ``scope``, only
     those at or under these relative paths (the walk is the same, only the reading is limited)."""
@@ -151,7 +185,7 @@ def read_folder(
     else:
         files = [(file, rel) for file, rel in files if in_scope(rel, out.scope)]
     for file, rel in files:
-        doc = _read_text_file(file, rel, max_bytes, out.skipped, allowed)
+        doc = _read_text_file(file, rel, max_bytes, out.skipped, allowed, max_file_bytes)
         if doc is None:
             out.unreadable.add(rel)
             continue
@@ -222,27 +256,30 @@ def _read_bytes(file: Path, max_bytes: int, roots: Sequence[Path] | None) -> byt
         return handle.read(max_bytes + 1)
 
 
-def _decode(data: bytes) -> str:
-    if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
-        raise UnicodeError("binary file (NUL bytes)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UnicodeError(f"not UTF-8 (invalid byte at offset {exc.start})") from exc
-
-
 def _read_text_file(
-    file: Path, doc_id: str, max_bytes: int, skipped: list[str], roots: Sequence[Path] | None
+    file: Path,
+    doc_id: str,
+    max_bytes: int,
+    skipped: list[str],
+    roots: Sequence[Path] | None,
+    max_file_bytes: int | None = None,
 ) -> Document | None:
+    """One file through its format's parser; any failure is a skip with its reason, never an exception."""
+    binary = file.suffix.lower() in BINARY_FORMATS
+    limit = max(max_bytes, max_file_bytes or 0) if binary else max_bytes
     try:
-        text = _decode(_read_bytes(file, max_bytes, roots))
-        return make_document(doc_id, text, {"path": doc_id}, max_bytes=max_bytes)
-    except UnicodeError as exc:
+        parsed = parse_file(file.name, _read_bytes(file, limit, roots))
+        skipped.extend(f"{doc_id}: {note}" for note in parsed.notes)
+        metadata = {"path": doc_id, **parsed.metadata}
+        return make_document(doc_id, parsed.text, metadata, max_bytes=max_bytes, precleaned=True)
+    except FormatError as exc:
         skipped.append(f"{doc_id}: {exc}")
     except OSError as exc:
         skipped.append(f"{doc_id}: {exc.strerror or exc}")
-    except InputError as exc:
+    except (InputError, MissingDependency) as exc:
         skipped.append(f"{doc_id}: {exc}")
+    except RecursionError:
+        skipped.append(f"{doc_id}: too deeply nested to parse")
     return None
 
 

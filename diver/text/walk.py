@@ -81,15 +81,18 @@ class WalkResult:
 
     files: list[tuple[Path, str]] = field(default_factory=list)
     unsupported: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)  # extension -> the first few relative paths
     ignored: int = 0
     skipped: list[str] = field(default_factory=list)
 
     def unsupported_summary(self) -> list[str]:
-        """One line per extension: ``"3 files *.png: unsupported type"``, most frequent first."""
-        return [
-            f"{count} file{'s' * (count != 1)} {'*' + ext if ext else 'without extension'}: unsupported type"
-            for ext, count in sorted(self.unsupported.items(), key=lambda item: (-item[1], item[0]))
-        ]
+        """One line per extension, most frequent first:
+        ``"unsupported format .png: 3 files (a.png, b.png, c.png)"`` (at most 3 paths shown, then ``...``)."""
+        lines = []
+        for ext, count in sorted(self.unsupported.items(), key=lambda item: (-item[1], item[0])):
+            shown = ", ".join(self.examples.get(ext, [])) + (", ..." if count > 3 else "")
+            lines.append(f"unsupported format {ext or '(no extension)'}: {count} file{'s' * (count != 1)} ({shown})")
+        return lines
 
 
 def extension(rel: str) -> str:
@@ -172,6 +175,9 @@ def walk_folder(
                 result.ignored += 1
             elif not supported(rel):
                 result.unsupported[extension(rel)] += 1
+                shown = result.examples.setdefault(extension(rel), [])
+                if len(shown) < 3:
+                    shown.append(rel)
             elif (base / name).is_symlink() and not inside(Path(os.path.realpath(base / name)), roots):
                 result.skipped.append(f"{rel}: symlink points outside the allowed roots")
             else:

@@ -40,7 +40,7 @@ def folder(tmp_path: Path) -> Path:
     root = tmp_path / "my docs"
     for rel, text in {
         "a.md": "alphaquokka", "b.md": "bravonarwhal one", "old.md": "charlieaxolotl moves",
-        "gone.txt": "deltapangolin", "skip/me.md": "excludedtext", "README": "no extension",
+        "gone.txt": "deltapangolin", "skip/me.md": "excludedtext", "logo.png": "not read",
     }.items():  # fmt: skip
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text, encoding="utf-8")
@@ -53,7 +53,7 @@ def test_index_dry_run_then_sync_then_watch(tmp_path: Path, folder: Path) -> Non
         first = run(["index", "docs", str(folder), "--exclude", "skip/", "--json"], env)
         assert first.returncode == 0, first.stderr
         report: dict[str, Any] = json.loads(first.stdout)
-        assert report["added"] == 4 and report["skipped"] == ["1 file without extension: unsupported type"]
+        assert report["added"] == 4 and report["skipped"] == ["unsupported format .png: 1 file (logo.png)"]
         (folder / "b.md").write_text("bravonarwhal two", encoding="utf-8")
         (folder / "gone.txt").unlink()
         (folder / "old.md").rename(folder / "new.md")
