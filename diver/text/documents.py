@@ -198,7 +198,7 @@ def chunk_document(
 
 
 def _chunk_at_definitions(
-    doc: Document, spans: list[tuple[int, int]], max_tokens: int, overlap: float, breaks: list[int],
+    doc: Document, spans: Sequence[tuple[int, int]], max_tokens: int, overlap: float, breaks: list[int],
     pages: list[int],
 ) -> list[Chunk]:  # fmt: skip
     """Chunks that never cross a definition (code) or section boundary, except to pack whole small ones
