@@ -33,6 +33,7 @@ from diver.index.collection import Collection
 from diver.index.dense.embedders import Embedder, build_embedder
 from diver.index.meta import META_FORMAT, STALE_STORE_NAMES, read_meta, write_meta
 from diver.index.stores import StoreBackend, data_dir_store_id, open_backend
+from diver.index.stores.documents import DocumentStore
 
 log = logging.getLogger(__name__)
 __all__ = ["META_FORMAT", "STALE_STORE_NAMES", "Engine", "validate_collection_name", "write_meta"]
@@ -100,6 +101,9 @@ class Engine:
 
     # -- collections ------------------------------------------------------------------------------
     def collection_names(self) -> list[str]:
+        documents = self.backend.documents()
+        if documents is not None:
+            return documents.names()  # the deployment's collections, whichever frontend made them
         root = self.data_dir / "collections"
         return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "meta.json").exists())
 
@@ -111,6 +115,8 @@ class Engine:
         with self._guard:
             if name in self._collections:
                 return self._collections[name]
+            if (documents := self.backend.documents()) is not None:
+                return self._stateless(name, create, documents)
             directory = self._dir(name)
             meta_path = directory / "meta.json"
             if not meta_path.exists():
@@ -132,6 +138,16 @@ class Engine:
             collection.recover()  # the engine holds the data-dir lock: finishing a crashed write is safe
             self._collections[name] = collection
             return collection
+
+    def _stateless(self, name: str, create: bool, documents: DocumentStore) -> Collection:
+        """A collection held by the backend (documents, vectors, BM25): nothing in the data dir."""
+        from diver.index.stateless import open_stateless
+
+        collection = open_stateless(self, documents, name, create)
+        if collection is None:
+            raise CollectionNotFound(name, documents.names())
+        self._collections[name] = collection  # type: ignore[assignment]
+        return collection  # type: ignore[return-value]
 
     def _create(self, name: str, directory: Path) -> dict[str, Any]:
         embedder = self.embedder
@@ -166,6 +182,11 @@ class Engine:
     def drop(self, name: str) -> None:
         name = validate_collection_name(name, self.settings.limits.max_collection_name)
         with self._guard:
+            if (documents := self.backend.documents()) is not None:
+                self._collections.pop(name, None)
+                if not documents.drop(name):
+                    raise CollectionNotFound(name, documents.names())
+                return
             directory = self._dir(name)
             if not directory.exists():
                 raise CollectionNotFound(name, self.collection_names())
