@@ -218,7 +218,7 @@ class StatelessCollection:
             t = time.perf_counter()
             texts = [" ".join(tokens) for tokens in self.tokenizer.tokenize(list(cleaned))]
             fetch_lexical: Fetch = lambda idx, n: self.rows.lexical_top([texts[i] for i in idx], n, snap)  # noqa: E731
-            lexical = self._documents(fetch_lexical, len(texts), pool, exclude, per_doc)
+            lexical = self._documents(fetch_lexical, len(texts), pool, exclude, per_doc, positive=True)
             timings["bm25"] = _ms(t)
         if mode in ("dense", "hybrid"):
             t = time.perf_counter()
@@ -264,7 +264,8 @@ class StatelessCollection:
             self._shape = shape = (snap.watermark, chunks / docs if docs else 1.0)
         return shape[1]
 
-    def _documents(self, fetch: Fetch, n_queries: int, want: int, exclude: Sequence[set[str]], per_doc: float) -> list[DocHits]:
+    def _documents(self, fetch: Fetch, n_queries: int, want: int, exclude: Sequence[set[str]], per_doc: float,
+                   positive: bool = False) -> list[DocHits]:  # fmt: skip
         """The ``want`` best documents per query by MAX chunk score, asking for 4x more chunks until enough
         distinct documents are found or the store has no more."""
         out: list[DocHits] = [{} for _ in range(n_queries)]
@@ -276,7 +277,7 @@ class StatelessCollection:
             raw = fetch(pending, n)
             still = []
             for i, row in zip(pending, raw, strict=True):
-                docs = _roll_up(row, exclude[i])
+                docs = _roll_up(row, exclude[i], positive)
                 out[i] = {d.doc_id: (d.score, d.best_chunk) for d in docs[:want]}
                 if len(docs) < want and len(row) >= n and n < self.rows.max_results:
                     still.append(i)
@@ -288,16 +289,16 @@ class StatelessCollection:
 Fetch = Callable[[list[int], int], list[list[ChunkHit]]]
 
 
-def _roll_up(row: Sequence[ChunkHit], exclude: set[str]) -> list[Any]:
+def _roll_up(row: Sequence[ChunkHit], exclude: set[str], positive: bool) -> list[Any]:
     """Chunk hits -> documents by MAX, each document's newest generation only (a replaced version's rows
-    linger until the writer removes them), no zero scores (BM25: no query term)."""
+    linger until the writer removes them); ``positive``: no zero scores (BM25: no query term)."""
     newest: dict[str, int] = {}
     for doc_id, _, _, gen in row:
         newest[doc_id] = max(gen, newest.get(doc_id, gen))
     return rollup_max(
         ChunkScore(doc_id, idx, score)
         for doc_id, idx, score, gen in row
-        if gen == newest[doc_id] and doc_id not in exclude and score > 0
+        if gen == newest[doc_id] and doc_id not in exclude and (score > 0 or not positive)
     )
 
 
