@@ -64,7 +64,38 @@ def open_client(settings: StoreSettings) -> Any:
     if settings.milvus_database:
         kwargs["db_name"] = settings.milvus_database
     with unavailable_as_typed(uri, "connect"):
-        return module.MilvusClient(**kwargs)
+        return ReloadingClient(module.MilvusClient(**kwargs))
+
+
+class ReloadingClient:
+    """A ``MilvusClient`` whose calls on a released collection load it and retry once: a restarted
+    ``milvus-lite server`` (or a collection released by an operator) answers again instead of failing."""
+
+    _ON_COLLECTION = frozenset({"query", "search", "get", "insert", "upsert", "delete", "query_iterator"})
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name not in self._ON_COLLECTION:
+            return method
+
+        def call(collection: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(collection, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - only "not loaded" is handled; the rest re-raised as is
+                if not _not_loaded(exc):
+                    raise
+                self._client.load_collection(collection)
+                return method(collection, *args, **kwargs)
+
+        return call
+
+
+def _not_loaded(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return type(exc).__name__ == "MilvusException" and ("released" in text or "not loaded" in text)
 
 
 def is_unavailable(exc: BaseException) -> bool:
