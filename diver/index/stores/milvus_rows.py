@@ -18,7 +18,7 @@ create and deleted first on drop, so a half-made collection is never listed.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,17 +35,16 @@ from diver.index.stores.documents import (
     Snapshot,
     StoredDocument,
 )
-from diver.index.stores.milvus import (
+from diver.index.stores.milvus_client import (
     MAX_TOPK,
     PAGE,
-    MilvusBackend,
-    _string_list,
     dense_index,
     escape_name,
     iterate,
     pymilvus,
     search_params,
     similarity,
+    string_list,
     unavailable_as_typed,
 )
 from diver.index.stores.milvus_expr import literal, milvus_filter
@@ -57,21 +56,22 @@ _READ_FIELDS = ["doc_id", "idx", "n_chunks", "start", "stop", "text", "head", "g
 
 
 class MilvusDocuments(DocumentStore):
-    def __init__(self, backend: MilvusBackend, settings: StoreSettings) -> None:
-        self.backend = backend
+    def __init__(self, client: Callable[[], Any], prefix: str, settings: StoreSettings) -> None:
+        self._client = client
+        self.prefix = prefix
         self.settings = settings
-        self.catalog = f"{backend.prefix}_catalog"
+        self.catalog = f"{prefix}_catalog"
         self._catalog_ready = False
 
     @property
     def client(self) -> Any:
-        return self.backend.client
+        return self._client()
 
     def level(self) -> dict[str, Any]:
         return {"consistency_level": self.settings.milvus_consistency}
 
     def rows_name(self, name: str) -> str:
-        return f"{self.backend.prefix}_c_{escape_name(name)}"
+        return f"{self.prefix}_c_{escape_name(name)}"
 
     def _ensure_catalog(self) -> None:
         if self._catalog_ready:
@@ -201,7 +201,7 @@ class MilvusRows(DocumentRows):
     def hashes(self, ids: Sequence[str], snap: Snapshot) -> dict[str, str]:
         out: dict[str, str] = {}
         for start in range(0, len(ids), PAGE):
-            expr = f"({snap.condition}) and idx == 0 and doc_id in {_string_list(ids[start : start + PAGE])}"
+            expr = f"({snap.condition}) and idx == 0 and doc_id in {string_list(ids[start : start + PAGE])}"
             for row in self._query(expr, ["doc_id", "doc_hash", "gen"], "read hashes"):
                 out[str(row["doc_id"])] = str(row["doc_hash"])
         return out
@@ -232,7 +232,7 @@ class MilvusRows(DocumentRows):
             with self._guard("reconcile"):
                 # the replaced documents' rows older than their newest generation
                 newest: dict[str, int] = {}
-                for r in self._query(f"idx == 0 and doc_id in {_string_list(part)}", ["doc_id", "gen"], "reconcile"):
+                for r in self._query(f"idx == 0 and doc_id in {string_list(part)}", ["doc_id", "gen"], "reconcile"):
                     newest[str(r["doc_id"])] = max(int(r["gen"]), newest.get(str(r["doc_id"]), 0))
                 for doc_id, gen in newest.items():
                     self.client.delete(self.rows, filter=f"doc_id == {literal(doc_id, 'id')} and gen < {gen}")
@@ -243,7 +243,7 @@ class MilvusRows(DocumentRows):
     def delete_documents(self, ids: Sequence[str]) -> int:
         deleted = 0
         for start in range(0, len(ids), PAGE):
-            part = _string_list(ids[start : start + PAGE])
+            part = string_list(ids[start : start + PAGE])
             found = self._query(f"idx == 0 and doc_id in {part}", ["doc_id"], "delete")
             deleted += len({str(r["doc_id"]) for r in found})
             with self._guard("delete"):
@@ -283,7 +283,7 @@ class MilvusRows(DocumentRows):
     def documents(self, ids: Sequence[str], snap: Snapshot) -> dict[str, StoredDocument]:
         rows: list[dict[str, Any]] = []
         for start in range(0, len(ids), 100):
-            expr = f"({snap.condition}) and doc_id in {_string_list(ids[start : start + 100])}"
+            expr = f"({snap.condition}) and doc_id in {string_list(ids[start : start + 100])}"
             with self._guard("read documents"):
                 page = self.client.query(self.rows, filter=expr, output_fields=[*_READ_FIELDS, "gen"],
                                          limit=MAX_TOPK, **self.store.level())  # fmt: skip
