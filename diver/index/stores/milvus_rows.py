@@ -190,8 +190,12 @@ class MilvusRows(DocumentRows):
 
     def snapshot(self, where: dict[str, Any] | None = None, source: str | None = None) -> Snapshot:
         expr = milvus_filter(where, source)  # an InputError before any round trip
-        watermark = int(self.refresh()["watermark"])
-        condition = f"gen <= {watermark}" + (f" and ({expr})" if expr else "")
+        meta = self.refresh()
+        watermark = int(meta["watermark"])
+        condition = f"gen <= {watermark}"
+        if meta.get("replacing"):  # committed replacements whose old rows are not removed yet: hidden
+            condition += f" and not (doc_id in {string_list(meta['replacing'])} and gen < {watermark})"
+        condition += f" and ({expr})" if expr else ""
         return Snapshot(watermark, condition)
 
     def _query(self, expr: str, fields: list[str], what: str) -> list[dict[str, Any]]:
