@@ -84,6 +84,22 @@ def run(docs: int, n_queries: int = 50) -> dict[str, Any]:
     return out
 
 
+def milvus_section(m: dict[str, Any] | None) -> list[str]:
+    """The report's Milvus section: index rate and hybrid p50, Milvus vs embedded, same run."""
+    if not m or "milvus" not in m:
+        return [] if not m else ["", "## Milvus backend", "", f"failed: {m.get('error')}"]
+    lines = ["", f"## Milvus backend vs embedded ({m['documents']:,} documents, {m['queries']} hybrid queries, "
+             f"{m['server']}; scaled down from 100,000: see docs/scaling.md)", "",
+             "| backend | docs/s indexed (embedding excluded) | hybrid p50 ms | p95 ms |", "|---|---|---|---|"]  # fmt: skip
+    for name in ("embedded", "milvus"):
+        b = m[name]
+        lines.append(f"| {name} | {b['docs_per_s_without_embedding']} | {b['hybrid_ms']['p50_ms']} | {b['hybrid_ms']['p95_ms']} |")
+    lines += ["", f"Ratios milvus / embedded: index rate {m['index_rate_ratio_milvus_vs_embedded']}, hybrid p50 "
+              f"{m['hybrid_p50_ratio_milvus_vs_embedded']}; top-10 overlap on the first query "
+              f"{m['top10_overlap_first_query']}/10."]  # fmt: skip
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.milvus_bench", description=__doc__)
     parser.add_argument("--docs", type=int, default=5000)

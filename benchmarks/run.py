@@ -46,6 +46,7 @@ def plan(args: argparse.Namespace) -> dict:
             "write": {"sizes": [10_000], "old_max": 10_000, "queries": 50},
             "dense_real": {"sizes": (5_000, 10_000), "efs": (20, 60, 100), "queries": 50, "real_queries": 10},
             "llm": {"documents": 40, "delay_s": 0.05, "concurrencies": (1, 4, 16)},
+            "milvus": {"documents": 1_000, "queries": 20},
         }
     sizes = [parse_size(s) for s in (args.sizes or "10k,100k,1m").split(",")]
     return {
@@ -62,6 +63,8 @@ def plan(args: argparse.Namespace) -> dict:
         "write": {"sizes": [50_000, 166_780], "old_max": 166_780, "queries": 200},  # ~3 + ~5 min
         "dense_real": {"queries": 200, "real_queries": 50},  # sizes 5k..167k chunks (dense_real_bench.SIZES)
         "llm": {"documents": 100, "delay_s": 0.3, "concurrencies": (1, 4, 16, 64)},
+        # scaled down from 100,000: milvus-lite (pure Python) indexes ~N docs/s here, see benchmarks/README.md
+        "milvus": {"documents": 10_000, "queries": 50},
     }
 
 
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/torch threads (default 1)")
     parser.add_argument(
         "--sections",
-        default="lexical,bm25-update,dense,dense-real,write,collection,llm,scaling,million",
+        default="lexical,bm25-update,dense,dense-real,write,collection,llm,milvus,scaling,million",
         help="million: the largest size's chunks through the collection path (skipped with --quick)",
     )
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
