@@ -113,10 +113,10 @@ class Engine:
     def collection(self, name: str, create: bool = False) -> Collection:
         name = validate_collection_name(name, self.settings.limits.max_collection_name)
         with self._guard:
-            if name in self._collections:
-                return self._collections[name]
             if (documents := self.backend.documents()) is not None:
                 return self._stateless(name, create, documents)
+            if name in self._collections:
+                return self._collections[name]
             directory = self._dir(name)
             meta_path = directory / "meta.json"
             if not meta_path.exists():
@@ -141,9 +141,18 @@ class Engine:
 
     def _stateless(self, name: str, create: bool, documents: DocumentStore) -> Collection:
         """A collection held by the backend (documents, vectors, BM25): nothing in the data dir."""
-        from diver.index.stateless import open_stateless
+        from diver.index.stateless import StatelessCollection, open_stateless
 
-        collection = open_stateless(self, documents, name, create)
+        cached = self._collections.get(name)
+        rows = documents.open(name)  # another frontend may have dropped or re-created it since
+        if (
+            isinstance(cached, StatelessCollection)
+            and rows is not None
+            and rows.meta.get("created_at") == cached.meta.get("created_at")
+        ):
+            return cached  # the same collection: its write lock serialises this process's writers
+        self._collections.pop(name, None)
+        collection = open_stateless(self, documents, name, create, rows)
         if collection is None:
             raise CollectionNotFound(name, documents.names())
         self._collections[name] = collection  # type: ignore[assignment]

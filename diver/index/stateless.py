@@ -54,9 +54,11 @@ def _bm25_meta(engine: CollectionHost) -> dict[str, Any]:
     return {"k1": bm25.k1, "b": bm25.b, "stemmer": bm25.stemmer, "stopwords": bm25.stopwords}
 
 
-def open_stateless(engine: CollectionHost, store: DocumentStore, name: str, create: bool) -> StatelessCollection | None:
-    """The collection ``name`` of the document store (made when ``create``); None when absent."""
-    rows = store.open(name)
+def open_stateless(
+    engine: CollectionHost, store: DocumentStore, name: str, create: bool, rows: DocumentRows | None
+) -> StatelessCollection | None:
+    """The collection ``name`` of the document store (``rows``: as just opened; made when absent and
+    ``create``); None when absent."""
     if rows is None:
         if not create:
             return None

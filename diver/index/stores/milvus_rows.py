@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from diver.config import StoreSettings
-from diver.errors import CorruptIndex, InputError
+from diver.errors import CollectionNotFound, CorruptIndex, InputError
 from diver.index.filters import source_of
 from diver.index.stores.documents import (
     SCHEMA_VERSION,
@@ -184,7 +184,7 @@ class MilvusRows(DocumentRows):
     def refresh(self) -> dict[str, Any]:
         meta = self.store.read_meta(self.name)
         if meta is None:
-            raise CorruptIndex(f"collection {self.name!r} was dropped by another frontend")
+            raise CollectionNotFound(self.name, self.store.names())  # dropped by another frontend
         self.meta = meta
         return meta
 
