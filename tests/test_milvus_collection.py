@@ -186,3 +186,19 @@ def test_the_plain_vector_store_needs_no_dimension_up_front(tmp_path, milvus_ser
     store.add(["k"], np.ones((1, 3), dtype=np.float32))
     assert store.count() == 1
     backend.close()
+
+
+def test_a_collection_dropped_or_recreated_by_another_frontend(tmp_path, milvus_server, prefix):
+    with Engine(milvus_settings(tmp_path / "one", milvus_server, prefix)) as one, \
+            Engine(milvus_settings(tmp_path / "two", milvus_server, prefix)) as two:  # fmt: skip
+        held = one.collection("notes", create=True)
+        held.upsert(DOCS)
+        assert two.collection("notes").info().documents == 6
+        two.drop("notes")
+        with pytest.raises(CollectionNotFound):
+            one.collection("notes")
+        with pytest.raises(CollectionNotFound):
+            held.search("colouring")  # a handle kept across the drop
+        two.collection("notes", create=True).upsert(DOCS[:2])
+        assert one.collection("notes").info().documents == 2
+        assert one.collection("notes") is one.collection("notes")  # one instance (one write lock) per process
