@@ -146,7 +146,7 @@ class StatelessCollection:
         return run.finish()
 
     def _write_batch(self, docs: list[Document], embedder: Any, report: IndexReport) -> None:
-        snap = self.rows.snapshot()
+        snap = self.rows.snapshot(fresh=True)
         existing = self.rows.hashes([d.id for d in docs], snap)
         budget, overlap = int(self.meta["chunk_tokens"]), float(self.meta["chunk_overlap"])
         prepared: list[RowDocument] = []

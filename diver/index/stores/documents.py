@@ -71,13 +71,16 @@ class DocumentRows(ABC):
     """The most chunks one search may return (Milvus' topk limit)."""
 
     @abstractmethod
-    def refresh(self) -> dict[str, Any]:
-        """Read the collection's meta again (the watermark another frontend may have moved)."""
+    def refresh(self, fresh: bool = True) -> dict[str, Any]:
+        """Read the collection's meta again (the watermark another frontend may have moved); ``fresh``: at
+        Strong consistency, else at the configured level."""
 
     @abstractmethod
-    def snapshot(self, where: dict[str, Any] | None = None, source: str | None = None) -> Snapshot:
+    def snapshot(self, where: dict[str, Any] | None = None, source: str | None = None, fresh: bool = False) -> Snapshot:
         """The current committed view, restricted by a metadata filter / source prefix (translated; an
-        InputError for what cannot be)."""
+        InputError for what cannot be). The commit is read at the configured consistency level, before the
+        rows, so a weaker level may show a batch later but never in part; ``fresh``: the latest commit
+        whatever the level (what a writer builds on)."""
 
     @abstractmethod
     def hashes(self, ids: Sequence[str], snap: Snapshot) -> dict[str, str]:

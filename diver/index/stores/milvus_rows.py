@@ -88,11 +88,11 @@ class MilvusDocuments(DocumentStore):
                 self.client.create_collection(self.catalog, schema=schema, index_params=index, consistency_level="Strong")
         self._catalog_ready = True
 
-    def read_meta(self, name: str) -> dict[str, Any] | None:
+    def read_meta(self, name: str, level: str = "Strong") -> dict[str, Any] | None:
         self._ensure_catalog()
         with unavailable_as_typed(self.catalog, "read the catalog"):
             rows = self.client.query(self.catalog, filter=f"name == {literal(name, 'name')}", output_fields=["meta"],
-                                     consistency_level="Strong")  # fmt: skip
+                                     consistency_level=level)  # fmt: skip
         return json.loads(rows[0]["meta"]) if rows else None
 
     def write_meta(self, name: str, meta: dict[str, Any]) -> None:
@@ -181,16 +181,16 @@ class MilvusRows(DocumentRows):
     def _guard(self, what: str) -> Any:
         return unavailable_as_typed(self.rows, what)
 
-    def refresh(self) -> dict[str, Any]:
-        meta = self.store.read_meta(self.name)
+    def refresh(self, fresh: bool = True) -> dict[str, Any]:
+        meta = self.store.read_meta(self.name, "Strong" if fresh else self.store.settings.milvus_consistency)
         if meta is None:
             raise CollectionNotFound(self.name, self.store.names())  # dropped by another frontend
         self.meta = meta
         return meta
 
-    def snapshot(self, where: dict[str, Any] | None = None, source: str | None = None) -> Snapshot:
+    def snapshot(self, where: dict[str, Any] | None = None, source: str | None = None, fresh: bool = False) -> Snapshot:
         expr = milvus_filter(where, source)  # an InputError before any round trip
-        meta = self.refresh()
+        meta = self.refresh(fresh)
         watermark = int(meta["watermark"])
         condition = f"gen <= {watermark}"
         if meta.get("replacing"):  # committed replacements whose old rows are not removed yet: hidden
@@ -198,15 +198,17 @@ class MilvusRows(DocumentRows):
         condition += f" and ({expr})" if expr else ""
         return Snapshot(watermark, condition)
 
-    def _query(self, expr: str, fields: list[str], what: str) -> list[dict[str, Any]]:
+    def _query(self, expr: str, fields: list[str], what: str, strong: bool = False) -> list[dict[str, Any]]:
+        """Rows matching ``expr``; ``strong``: at Strong consistency (a writer's reads), else the configured level."""
+        level = {"consistency_level": "Strong"} if strong else self.store.level()
         with self._guard(what):
-            return list(self.client.query(self.rows, filter=expr, output_fields=fields, **self.store.level()))
+            return list(self.client.query(self.rows, filter=expr, output_fields=fields, **level))
 
     def hashes(self, ids: Sequence[str], snap: Snapshot) -> dict[str, str]:
         out: dict[str, str] = {}
         for start in range(0, len(ids), PAGE):
             expr = f"({snap.condition}) and idx == 0 and doc_id in {string_list(ids[start : start + PAGE])}"
-            for row in self._query(expr, ["doc_id", "doc_hash", "gen"], "read hashes"):
+            for row in self._query(expr, ["doc_id", "doc_hash", "gen"], "read hashes", strong=True):
                 out[str(row["doc_id"])] = str(row["doc_hash"])
         return out
 
@@ -236,7 +238,8 @@ class MilvusRows(DocumentRows):
             with self._guard("reconcile"):
                 # the replaced documents' rows older than their newest generation
                 newest: dict[str, int] = {}
-                for r in self._query(f"idx == 0 and doc_id in {string_list(part)}", ["doc_id", "gen"], "reconcile"):
+                for r in self._query(f"idx == 0 and doc_id in {string_list(part)}", ["doc_id", "gen"], "reconcile",
+                                     strong=True):  # fmt: skip
                     newest[str(r["doc_id"])] = max(int(r["gen"]), newest.get(str(r["doc_id"]), 0))
                 for doc_id, gen in newest.items():
                     self.client.delete(self.rows, filter=f"doc_id == {literal(doc_id, 'id')} and gen < {gen}")
@@ -248,7 +251,7 @@ class MilvusRows(DocumentRows):
         deleted = 0
         for start in range(0, len(ids), PAGE):
             part = string_list(ids[start : start + PAGE])
-            found = self._query(f"idx == 0 and doc_id in {part}", ["doc_id"], "delete")
+            found = self._query(f"idx == 0 and doc_id in {part}", ["doc_id"], "delete", strong=True)
             deleted += len({str(r["doc_id"]) for r in found})
             with self._guard("delete"):
                 self.client.delete(self.rows, filter=f"doc_id in {part}")
