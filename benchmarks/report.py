@@ -274,11 +274,13 @@ def write_report(r: dict, out_dir: Path, json_name: str) -> Path:
                 )
                 + " |"
             )
+    from benchmarks.milvus_bench import milvus_section
     from benchmarks.report_cpu import cpu_section
     from benchmarks.report_perf import perf_sections
 
     lines += perf_sections(r)
     lines += cpu_section(r)
+    lines += milvus_section(r.get("milvus"))
     lines += [
         "",
         "Timings per section (s): " + ", ".join(f"{k} {v}" for k, v in r.get("timings_s", {}).items()),

@@ -47,6 +47,7 @@ def plan(args: argparse.Namespace) -> dict:
             "dense_real": {"sizes": (5_000, 10_000), "efs": (20, 60, 100), "queries": 50, "real_queries": 10},
             "llm": {"documents": 40, "delay_s": 0.05, "concurrencies": (1, 4, 16)},
             "cpu_embed_queries": 16,
+            "milvus": {"documents": 1_000, "queries": 10},
         }
     sizes = [parse_size(s) for s in (args.sizes or "10k,100k,1m").split(",")]
     return {
@@ -63,6 +64,9 @@ def plan(args: argparse.Namespace) -> dict:
         "write": {"sizes": [50_000, 166_780], "old_max": 166_780, "queries": 200},  # ~3 + ~5 min
         "dense_real": {"queries": 200, "real_queries": 50},  # sizes 5k..167k chunks (dense_real_bench.SIZES)
         "llm": {"documents": 100, "delay_s": 0.3, "concurrencies": (1, 4, 16, 64)},
+        # scaled down from 100,000: a milvus-lite search scans its unflushed rows in Python (3.3 s p50 at 2,000
+        # documents on the 2-core machine), so 100k would take hours; see docs/scaling.md
+        "milvus": {"documents": 5_000, "queries": 20},
     }
 
 
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/torch threads (default 1)")
     parser.add_argument(
         "--sections",
-        default="lexical,bm25-update,dense,dense-real,write,collection,llm,scaling,cpu-embed,million",
+        default="lexical,bm25-update,dense,dense-real,write,collection,llm,milvus,scaling,cpu-embed,million",
         help="million: the largest size's chunks through the collection path (skipped with --quick); "
         "cpu-embed: issue 24's CPU embedding backends (runs alone in ~10 min: --sections cpu-embed)",
     )

@@ -70,6 +70,12 @@ def _write(p: dict, size: int) -> dict:
     return run(size, p["write"]["queries"], old=size <= p["write"]["old_max"])
 
 
+def _milvus(p: dict) -> dict:
+    from benchmarks.milvus_bench import run
+
+    return run(p["milvus"]["documents"], p["milvus"]["queries"])
+
+
 def _lexical_scaling(size: int) -> dict:
     from benchmarks.lexical_bench import ours_at_size
 
@@ -153,6 +159,8 @@ def run_suite(p: dict, args: Any) -> int:
         results["bm25-update"] = section(f"bm25-update@{main}", _bm25_update, main)
     if "llm" in sections:
         results["llm"] = section("llm", _llm, p)
+    if "milvus" in sections:
+        results["milvus"] = section(f"milvus@{p['milvus']['documents']}", _milvus, p)
     if "scaling" in sections:
         scaling: dict[str, Any] = {"bm25": {}, "collection": {}}
         for size in p["sizes"]:

@@ -54,3 +54,15 @@ def theorems():
 
     with open(DATA / "theoremqa" / "all_theorems.json", encoding="utf-8") as handle:
         return list(json.load(handle).items())
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """One real ``milvus-lite server`` (127.0.0.1, a free port) for the session's Milvus-backend tests."""
+    pytest.importorskip("pymilvus", reason="the milvus backend's client (extras milvus, dev)")
+    pytest.importorskip("milvus_lite", reason="milvus-lite runs the test server (extras milvus, dev)")
+    from milvus_support import MilvusLite
+
+    server = MilvusLite(tmp_path_factory.mktemp("milvus") / "data").start()
+    yield server
+    server.stop()

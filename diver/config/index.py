@@ -127,7 +127,7 @@ class BM25Settings(Section):
     )
 
 
-StoreBackendName = Literal["chroma"]
+StoreBackendName = Literal["chroma", "milvus"]
 """The vector-store backends (``diver.index.stores.BACKENDS``)."""
 
 
@@ -135,7 +135,42 @@ class StoreSettings(Section):
     backend: StoreBackendName = Field(
         "chroma",
         description="Where chunk vectors live (diver/index/stores/): 'chroma' = chromadb, embedded in the data "
-        "dir or a Chroma server (chroma_url). The hnsw_* settings are chroma's.",
+        "dir or a Chroma server (chroma_url), with the catalog and BM25 in the data dir. The hnsw_* settings "
+        "are chroma's. 'milvus' = a Milvus server (milvus_uri) holds everything: chunk rows, dense vectors "
+        "and the BM25 index; frontends keep no state (docs/scaling.md).",
+    )
+    milvus_uri: str = Field(
+        "http://127.0.0.1:19530",
+        description="backend='milvus': the Milvus server (standalone, distributed, or `milvus-lite server`).",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="backend='milvus': 'user:password' or an API key (never logged)."
+    )
+    milvus_database: str | None = Field(None, description="backend='milvus': database; None = the server's default.")
+    milvus_prefix: str = Field(
+        "diver",
+        pattern=r"^[A-Za-z][A-Za-z0-9]{0,31}$",
+        description="backend='milvus': deployment prefix of every Milvus collection DIVER makes (letters and "
+        "digits): two deployments on one Milvus with different prefixes never see each other's collections.",
+    )
+    milvus_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
+        "Strong",
+        description="backend='milvus': consistency level of reads. 'Strong' = a committed batch is visible to "
+        "every frontend on the next search; 'Bounded' is faster and may lag by a few seconds.",
+    )
+    milvus_index: Literal["HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX"] = Field(
+        "HNSW", description="backend='milvus': dense index type (with hnsw_space as metric), fixed at creation."
+    )
+    milvus_index_params: dict[str, int | float | str] = Field(
+        default_factory=lambda: dict[str, int | float | str]({"M": 16, "efConstruction": 128}),
+        description="backend='milvus': build parameters of the dense index (e.g. HNSW M/efConstruction, IVF nlist).",
+    )
+    milvus_search_params: dict[str, int | float | str] = Field(
+        default_factory=lambda: dict[str, int | float | str]({"ef": 100}),
+        description="backend='milvus': dense search parameters (HNSW ef, IVF nprobe).",
+    )
+    milvus_timeout_s: float = Field(
+        30.0, gt=0, description="backend='milvus': timeout of one Milvus call (connecting included)."
     )
     chroma_url: str | None = Field(
         None, description="URL of a Chroma server (HttpClient). None = embedded PersistentClient in data_dir."

@@ -35,6 +35,7 @@ from diver.index.dense.backends import last_choice
 from diver.index.dense.embedders import Embedder, build_embedder
 from diver.index.meta import META_FORMAT, STALE_STORE_NAMES, read_meta, write_meta
 from diver.index.stores import StoreBackend, data_dir_store_id, open_backend
+from diver.index.stores.documents import DocumentStore
 
 log = logging.getLogger(__name__)
 __all__ = ["META_FORMAT", "STALE_STORE_NAMES", "Engine", "validate_collection_name", "write_meta"]
@@ -116,6 +117,9 @@ class Engine:
 
     # -- collections ------------------------------------------------------------------------------
     def collection_names(self) -> list[str]:
+        documents = self.backend.documents()
+        if documents is not None:
+            return documents.names()  # the deployment's collections, whichever frontend made them
         root = self.data_dir / "collections"
         return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "meta.json").exists())
 
@@ -142,6 +146,8 @@ class Engine:
     def collection(self, name: str, create: bool = False) -> Collection:
         name = validate_collection_name(name, self.settings.limits.max_collection_name)
         with self._guard:
+            if (documents := self.backend.documents()) is not None:
+                return self._stateless(name, create, documents)
             if name in self._collections:
                 return self._collections[name]
             directory = self._dir(name)
@@ -165,6 +171,25 @@ class Engine:
             collection.recover()  # the engine holds the data-dir lock: finishing a crashed write is safe
             self._collections[name] = collection
             return collection
+
+    def _stateless(self, name: str, create: bool, documents: DocumentStore) -> Collection:
+        """A collection held by the backend (documents, vectors, BM25): nothing in the data dir."""
+        from diver.index.stateless import StatelessCollection, open_stateless
+
+        cached = self._collections.get(name)
+        rows = documents.open(name)  # another frontend may have dropped or re-created it since
+        if (
+            isinstance(cached, StatelessCollection)
+            and rows is not None
+            and rows.meta.get("created_at") == cached.meta.get("created_at")
+        ):
+            return cached  # the same collection: its write lock serialises this process's writers
+        self._collections.pop(name, None)
+        collection = open_stateless(self, documents, name, create, rows)
+        if collection is None:
+            raise CollectionNotFound(name, documents.names())
+        self._collections[name] = collection  # type: ignore[assignment]
+        return collection  # type: ignore[return-value]
 
     def _create(self, name: str, directory: Path) -> dict[str, Any]:
         embedder = self.embedder
@@ -200,6 +225,11 @@ class Engine:
     def drop(self, name: str) -> None:
         name = validate_collection_name(name, self.settings.limits.max_collection_name)
         with self._guard:
+            if (documents := self.backend.documents()) is not None:
+                self._collections.pop(name, None)
+                if not documents.drop(name):
+                    raise CollectionNotFound(name, documents.names())
+                return
             directory = self._dir(name)
             if not directory.exists():
                 raise CollectionNotFound(name, self.collection_names())

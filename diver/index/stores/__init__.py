@@ -27,6 +27,7 @@ class BackendEntry:
 
 BACKENDS: dict[str, BackendEntry] = {
     "chroma": BackendEntry("diver.index.stores.chroma:ChromaBackend", ("chromadb",), ("chromadb",)),
+    "milvus": BackendEntry("diver.index.stores.milvus:MilvusBackend", ("pymilvus",), ("pymilvus", "grpc")),
 }
 
 

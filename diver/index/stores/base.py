@@ -29,6 +29,8 @@ from diver.errors import StateError
 if TYPE_CHECKING:
     import numpy as np
 
+    from diver.index.stores.documents import DocumentStore
+
 Space = Literal["cosine", "ip", "l2"]
 """How a store's similarity is computed: 1 - cosine distance, inner product, or -squared L2."""
 
@@ -110,6 +112,11 @@ class StoreBackend(ABC):
     def store_name(self, store_id: str, collection: str, version: int | None = None) -> str:
         """The exact store name of a DIVER collection of the data dir ``store_id`` (``version``: a copy made
         by a rebuild or reindex). Names of different collections or data dirs never collide."""
+
+    def documents(self) -> DocumentStore | None:
+        """The backend's document store when it holds whole collections (chunk rows, vectors and BM25:
+        ``diver.index.stores.documents``); None when it holds vectors only (the catalog and BM25 stay local)."""
+        return None
 
     def legacy_names(self, collection: str) -> list[str]:
         """Names older releases gave a collection's vectors (dropped with it when meta.json is unreadable)."""
