@@ -79,6 +79,14 @@ OPTIONAL_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "langgraph_cli": ("langgraph-cli", ("studio",)),
     "accelerate": ("accelerate", ("train",)),
     "peft": ("peft", ("train",)),
+    "onnx": ("onnx", ("cpu-fast",)),
+    "onnxruntime": ("onnxruntime", ("cpu-fast",)),
+    "openvino": ("openvino", ("cpu-fast",)),
+    "nbformat": ("nbformat", ("formats",)),
+    "docx": ("python-docx", ("formats",)),
+    "pptx": ("python-pptx", ("formats",)),
+    "pymilvus": ("pymilvus", ("milvus",)),
+    "milvus_lite": ("milvus-lite", ("milvus",)),
 }
 
 
