@@ -2,7 +2,8 @@
 frame the server writes to stdout, through the SDK's stdio client) and kept under a budget. Growing past it
 is a conscious choice: raise TOOLS_LIST_BUDGET with the new figure in docs/mcp.md, after trimming what can go.
 
-Measured 2026-12-04: 26,471 characters before the compaction of issue 23, 21,764 after (9 tools)."""
+Measured 2026-12-04: 26,471 characters before the compaction of issue 23, 21,764 after (9 tools);
+24,257 with issue 23's sync/watch parameters and citation fields."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from benchmarks.mcp_tool_list import breakdown, tools_list_frame  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TOOLS_LIST_BUDGET = 22_500  # characters of the whole frame, all 9 tools (read-only: fewer)
+TOOLS_LIST_BUDGET = 24_500  # characters of the whole frame, all 9 tools (read-only: fewer)
 
 
 async def test_tools_list_stays_under_its_budget(tmp_path: Path) -> None:
