@@ -18,10 +18,6 @@ for _name in [n for n in os.environ if n.startswith("DIVER_")]:
 # In-process tests open the data directory themselves; subprocesses started with DIVER_* removed from
 # their environment use the default shared engine (tests/integration/test_multiprocess.py).
 os.environ["DIVER_ENGINE__MODE"] = "local"
-# The tests are not about the CPU runtime: `embedding.backend=auto` (the default) exports and verifies the
-# model once per cache dir (~7 s per fresh data dir here). The tests of `auto` set it explicitly
-# (tests/test_embedding_backends.py, test_cli.py's index test, test_eval_bright_fixture.py's real run).
-os.environ["DIVER_EMBEDDING__BACKEND"] = "torch"
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"

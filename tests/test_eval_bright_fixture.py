@@ -270,7 +270,6 @@ def test_cli_refuses_rerank_with_a_clear_message(tmp_path: Path) -> None:
 def test_full_run_with_the_real_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("diver.index.engine")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("DIVER_EMBEDDING__BACKEND", "auto")  # the default (conftest pins torch)
     settings = load_settings(data_dir=tmp_path / "data")
     result = run_eval(config(tmp_path), settings)
     for stage in ("bm25", "dense", "hybrid"):

@@ -38,7 +38,7 @@ def theorems_jsonl(tmp_path):
 
 @pytest.mark.integration
 def test_index_and_search_json_with_minilm(tmp_path, theorems_jsonl):
-    env = base_env(tmp_path) | {"DIVER_EMBEDDING__BACKEND": "auto"}  # the default (conftest pins torch)
+    env = base_env(tmp_path)
     out = run(["index", "theorems", str(theorems_jsonl), "--json"], env)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
