@@ -204,7 +204,9 @@ def test_a_stopped_engine_is_reported_with_its_pid_not_waited_on(tmp_path: Path)
     """SIGSTOP the engine: search, engine status, engine stop and a local-mode search each end within
     seconds with EngineUnresponsive naming the pid and the fix (before: they hung until SIGCONT)."""
     data_dir = tmp_path / "data"
-    settings = settings_for(data_dir, request_timeout_s=3)
+    # idle timeout well past the stopped phase: the monotonic clock runs while the engine is stopped, so a
+    # short one would (rightly) end the engine right after SIGCONT on a slow machine
+    settings = settings_for(data_dir, request_timeout_s=3, idle_timeout_s=600)
     with RemoteEngine(settings) as engine:
         engine.collection("notes", create=True).upsert([Document(id="a", text="alpha beta gamma")])
         pid = int(engine.status()["pid"])
