@@ -34,8 +34,10 @@ QUERIES = ["what is the pigeonhole principle", "Fermat's little theorem: a^p ≡
 DOCS = ["If n+1 objects go into n boxes, one box holds two.", "ünïcödé text about primes 17, 19"]
 
 
+# backend="torch" here: the prompt rule is the same for every runtime; the runtimes are checked against
+# torch in tests/test_embedding_backends.py (bf16 OpenVINO, auto's pick on this CPU, differs by ~1e-3)
 def test_query_vector_equals_encode_with_prompt_name(prompted_model: Path) -> None:
-    embedder = SentenceTransformerEmbedder(EmbeddingSettings(model=str(prompted_model), device="cpu"))
+    embedder = SentenceTransformerEmbedder(EmbeddingSettings(model=str(prompted_model), device="cpu", backend="torch"))
     expected = embedder.model.encode(QUERIES, prompt_name="query", normalize_embeddings=True)
     np.testing.assert_allclose(embedder.embed_queries(QUERIES), expected, atol=1e-5)
     plain = embedder.model.encode(QUERIES, normalize_embeddings=True)
@@ -47,7 +49,7 @@ def test_query_vector_equals_encode_with_prompt_name(prompted_model: Path) -> No
 
 
 def test_a_set_prefix_overrides_the_model_prompt(prompted_model: Path) -> None:
-    settings = EmbeddingSettings(model=str(prompted_model), device="cpu", query_prefix="query: ")
+    settings = EmbeddingSettings(model=str(prompted_model), device="cpu", query_prefix="query: ", backend="torch")
     embedder = SentenceTransformerEmbedder(settings)
     expected = embedder.model.encode(["query: " + q for q in QUERIES], normalize_embeddings=True)
     np.testing.assert_allclose(embedder.embed_queries(QUERIES), expected, atol=1e-5)
@@ -57,7 +59,7 @@ def test_a_set_prefix_overrides_the_model_prompt(prompted_model: Path) -> None:
 
 def test_model_prompts_off_uses_none(prompted_model: Path) -> None:
     embedder = SentenceTransformerEmbedder(
-        EmbeddingSettings(model=str(prompted_model), device="cpu", model_prompts=False)
+        EmbeddingSettings(model=str(prompted_model), device="cpu", model_prompts=False, backend="torch")
     )
     np.testing.assert_allclose(
         embedder.embed_queries(QUERIES), embedder.model.encode(QUERIES, normalize_embeddings=True), atol=1e-5
