@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from diver.config import StoreSettings
-from diver.errors import ConfigError, MissingDependency, StateError, VectorStoreUnavailable
+from diver.errors import ConfigError, MissingDependency, StateError, VectorStoreUnavailable, require
 
 log = logging.getLogger(__name__)
 PAGE = 1000  # rows per insert / get / delete request
@@ -34,11 +34,7 @@ def escape_name(name: str) -> str:
 
 
 def pymilvus() -> Any:
-    try:
-        import pymilvus as module
-    except ImportError as exc:
-        raise MissingDependency("pymilvus", "milvus", "store.backend = 'milvus'") from exc
-    return module
+    return require("pymilvus", "milvus", "store.backend = 'milvus'")
 
 
 def open_client(settings: StoreSettings) -> Any:

@@ -9,20 +9,17 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from diver.errors import MissingDependency
+from diver.errors import require
 from diver.text.formats.base import FormatError, Parsed, TextBuilder, decode, source_lines
 from diver.text.formats.markdown import markdown_text
 
 
 def parse_notebook(data: bytes, name: str) -> Parsed:
-    try:
-        import nbformat
-    except ImportError as exc:
-        raise MissingDependency("nbformat", "formats", "reading .ipynb notebooks") from exc
+    nbformat = require("nbformat", "formats", "reading .ipynb notebooks")
     try:
         with warnings.catch_warnings():  # nbformat warns on cells without ids (old notebooks): harmless here
             warnings.simplefilter("ignore")
-            notebook = nbformat.reads(decode(data), as_version=4)  # type: ignore[no-untyped-call]
+            notebook = nbformat.reads(decode(data), as_version=4)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"unreadable notebook ({type(exc).__name__}: {exc})") from exc
     builder = TextBuilder(track_lines=False)

@@ -10,15 +10,12 @@ import io
 import zipfile
 from typing import Any
 
-from diver.errors import MissingDependency
+from diver.errors import require
 from diver.text.formats.base import FormatError, Parsed, TextBuilder, source_lines
 
 
 def parse_docx(data: bytes, name: str) -> Parsed:
-    try:
-        import docx
-    except ImportError as exc:
-        raise MissingDependency("python-docx", "formats", "reading .docx files") from exc
+    docx = require("docx", "formats", "reading .docx files")
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -57,10 +54,7 @@ def _path(stack: list[tuple[int, str]]) -> str | None:
 
 
 def parse_pptx(data: bytes, name: str) -> Parsed:
-    try:
-        import pptx
-    except ImportError as exc:
-        raise MissingDependency("python-pptx", "formats", "reading .pptx files") from exc
+    pptx = require("pptx", "formats", "reading .pptx files")
     try:
         deck = pptx.Presentation(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
