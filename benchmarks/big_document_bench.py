@@ -70,13 +70,13 @@ def measure(megabytes: float, baseline: bool) -> dict[str, Any]:
             row["chunks"] = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
             started = time.perf_counter()
             segment = read_segment(db, 0, settings.bm25)
-            row["read_segment_s"] = round(time.perf_counter() - started, 3)
+            row["read_segment_s"] = round(time.perf_counter() - started, 6)
             assert segment is not None
             if baseline:
                 started = time.perf_counter()
                 for _ in db.execute(OLD_SQL, (0,)):
                     pass
-                row["baseline_substr_sql_s"] = round(time.perf_counter() - started, 3)
+                row["baseline_substr_sql_s"] = round(time.perf_counter() - started, 6)
                 row["baseline_over_current"] = round(row["baseline_substr_sql_s"] / max(row["read_segment_s"], 1e-6), 1)
         finally:
             db.close()
