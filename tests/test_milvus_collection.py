@@ -202,3 +202,41 @@ def test_a_collection_dropped_or_recreated_by_another_frontend(tmp_path, milvus_
         two.collection("notes", create=True).upsert(DOCS[:2])
         assert one.collection("notes").info().documents == 2
         assert one.collection("notes") is one.collection("notes")  # one instance (one write lock) per process
+
+
+IDLE_CLIENT = """
+import sys, time
+import pymilvus
+from diver.config import StoreSettings
+from diver.index.stores.milvus_client import open_client
+uri, ours = sys.argv[1], sys.argv[2] == "ours"
+def client():
+    if ours:
+        return open_client(StoreSettings(backend="milvus", milvus_uri=uri, milvus_timeout_s=10.0))
+    return pymilvus.MilvusClient(uri=uri, timeout=10.0)
+first = client()
+first.list_collections()
+time.sleep(150)  # measured: GOAWAY ~130 s after the first call (pymilvus 3.0, grpcio 1.81)
+first.list_collections()
+client().list_collections()
+"""
+
+
+def test_an_idle_client_is_not_sent_away_for_too_many_pings(milvus_server):
+    """pymilvus' default 10 s keepalive breaks gRPC's default ping policy (milvus-lite's): after ~2 min
+    idle the server answers GOAWAY "too_many_pings", and a call at that moment fails UNAVAILABLE (a CI
+    failure). Our client sends no idle pings. The plain pymilvus client runs beside it as the control."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GRPC_VERBOSITY": "ERROR"}
+    runs = {kind: subprocess.Popen([sys.executable, "-c", IDLE_CLIENT, milvus_server.uri, kind], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for kind in ("ours", "pymilvus")}  # fmt: skip
+    out = {kind: proc.communicate(timeout=330) for kind, proc in runs.items()}
+    assert runs["ours"].returncode == 0, out["ours"][1][-3000:]
+    assert "too_many_pings" not in out["ours"][1], out["ours"][1][-3000:]
+    assert "too_many_pings" in out["pymilvus"][1], (
+        "control: pymilvus' own defaults no longer provoke GOAWAY (a new pymilvus or grpcio?); "
+        "the keepalive options in milvus_client.GRPC_OPTIONS may be unnecessary now")

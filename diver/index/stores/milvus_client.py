@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 PAGE = 1000  # rows per insert / get / delete request
 MAX_TOPK = 16384  # Milvus' limit on one search's results (and on offset + limit of a query)
 _UNAVAILABLE_WORDS = ("unavailable", "connect", "deadline", "timeout", "timed out", "socket closed")
+# pymilvus pings every 10 s, idle or not. A gRPC server with gRPC's default policy (milvus-lite's; any server
+# not told otherwise) accepts one ping per 5 min with calls in flight and none while idle: after three early
+# pings it answers GOAWAY "too_many_pings", and a call or reconnect at that moment fails with UNAVAILABLE.
+# No idle pings, and none more often than that policy allows; calls are bounded by store.milvus_timeout_s.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_permit_without_calls": 0}
 
 
 def escape_name(name: str) -> str:
@@ -43,7 +48,7 @@ def open_client(settings: StoreSettings) -> Any:
     if not uri.startswith(("http://", "https://", "tcp://", "unix:")):
         raise ConfigError(f"store.milvus_uri must be http(s)://host:port, got {uri!r}")
     module = pymilvus()
-    kwargs: dict[str, Any] = {"uri": uri, "timeout": settings.milvus_timeout_s}
+    kwargs: dict[str, Any] = {"uri": uri, "timeout": settings.milvus_timeout_s, "grpc_options": dict(GRPC_OPTIONS)}
     if settings.milvus_token is not None:
         kwargs["token"] = settings.milvus_token.get_secret_value()
     if settings.milvus_database:
