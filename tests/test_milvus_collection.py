@@ -240,3 +240,28 @@ def test_an_idle_client_is_not_sent_away_for_too_many_pings(milvus_server):
     assert "too_many_pings" in out["pymilvus"][1], (
         "control: pymilvus' own defaults no longer provoke GOAWAY (a new pymilvus or grpcio?); "
         "the keepalive options in milvus_client.GRPC_OPTIONS may be unnecessary now")
+
+
+def _sealed_files(server, rows: str) -> list[str]:
+    """milvus-lite's flushed data files of one Milvus collection (rows it searches through an index)."""
+    return sorted(p.name for p in (server.data_dir / "collections" / rows).rglob("*.parquet"))
+
+
+def test_an_upsert_flushes_once_enough_rows_were_written(tmp_path, milvus_server, prefix):
+    """milvus-lite scans unflushed rows at every search (214 -> 14 ms per BM25 query at 1,660 chunks once
+    flushed): an upsert that brings this process' unflushed rows to store.milvus_flush_rows flushes at its
+    end; fewer rows flush nothing (Milvus rate-limits flush); rankings are the same either way."""
+    found = {}
+    for threshold, name in [(1, "each"), (len(DOCS) + 1, "across"), (0, "never")]:
+        store = milvus_store(milvus_server, f"{prefix}{name}", milvus_flush_rows=threshold)
+        with Engine(make_settings(tmp_path / name, store=store)) as engine:
+            col = engine.collection("lib", create=True)
+            col.upsert(DOCS[:3])
+            col.upsert(DOCS[3:])
+            first = _sealed_files(milvus_server, col.rows.rows)
+            col.upsert([Document(id=d.id, text=d.text + " again", metadata=d.metadata) for d in DOCS])
+            found[name] = (first, _sealed_files(milvus_server, col.rows.rows),
+                           [(h.id, round(h.score, 5)) for h in col.search("colouring graphs", k=10).hits])  # fmt: skip
+    assert found["each"][0] != [] and found["across"][0] == [] and found["never"][0] == []  # 3 + 3 rows < 7
+    assert found["across"][1] != [] and found["never"][1] == []  # + 6 replacing rows: 12 >= 7
+    assert found["each"][2] == found["across"][2] == found["never"][2] and found["never"][2]

@@ -172,6 +172,14 @@ class StoreSettings(Section):
     milvus_timeout_s: float = Field(
         30.0, gt=0, description="backend='milvus': timeout of one Milvus call (connecting included)."
     )
+    milvus_flush_rows: int = Field(
+        2_000,
+        ge=0,
+        description="backend='milvus': at the end of an upsert, flush the collection once this process has "
+        "written at least this many chunk rows since its last flush, so the server seals and indexes them "
+        "(milvus-lite scans unflushed rows at every search: 214 -> 14 ms per BM25 query at 1,660 chunks). "
+        "Never per batch: Milvus rate-limits flush. 0 = never (the server's own policy).",
+    )
     chroma_url: str | None = Field(
         None, description="URL of a Chroma server (HttpClient). None = embedded PersistentClient in data_dir."
     )

@@ -141,6 +141,7 @@ class StatelessCollection:
                 for batch in document_batches(documents, self.engine.settings.store.write_batch_size):
                     self._write_batch(run.unique(batch), embedder, run.report)
                     run.advance(len(batch))
+                self.rows.flush_if_due()
         finally:
             run.close()
         return run.finish()

@@ -95,6 +95,11 @@ class DocumentRows(ABC):
         """Make ``generation`` visible (one meta write), recording the replaced documents whose older
         rows ``reconcile`` removes."""
 
+    def flush_if_due(self) -> bool:
+        """At an upsert's end: ask the server to seal and index what was written, where it needs asking
+        (True if it did). Nothing to do for a store that indexes on write."""
+        return False
+
     @abstractmethod
     def reconcile(self) -> None:
         """Remove rows above the watermark (a crashed batch) and the older rows of replaced documents."""

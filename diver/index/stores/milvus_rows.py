@@ -18,13 +18,14 @@ create and deleted first on drop, so a half-made collection is never listed.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from diver.config import StoreSettings
-from diver.errors import CollectionNotFound, CorruptIndex, InputError
+from diver.errors import CollectionNotFound, CorruptIndex, InputError, StateError, VectorStoreUnavailable
 from diver.index.filters import source_of
 from diver.index.stores.documents import (
     SCHEMA_VERSION,
@@ -53,6 +54,8 @@ from diver.text.documents import Document
 MAX_VARCHAR = 65535  # bytes: Milvus' VARCHAR limit
 MAX_DOC_ID = 2048
 _READ_FIELDS = ["doc_id", "idx", "n_chunks", "start", "stop", "text", "head", "gap", "metadata"]
+
+log = logging.getLogger(__name__)
 
 
 class MilvusDocuments(DocumentStore):
@@ -177,6 +180,7 @@ class MilvusRows(DocumentRows):
         self.meta = meta
         self.rows = str(meta["rows"])
         self.space = store.settings.hnsw_space
+        self.unflushed = 0  # chunk rows this process wrote since its last flush
 
     @property
     def client(self) -> Any:
@@ -226,6 +230,23 @@ class MilvusRows(DocumentRows):
         for start in range(0, len(rows), PAGE):
             with self._guard("write"):
                 self.client.upsert(self.rows, rows[start : start + PAGE])
+        self.unflushed += len(rows)
+
+    def flush_if_due(self) -> bool:
+        """Flush once ``store.milvus_flush_rows`` rows were written since the last flush (an upsert's end, never
+        per batch): the server seals the rows and indexes them. Already committed and durable either way, so
+        a refused flush (rate limit, server gone) is a warning, not a failed upsert."""
+        threshold = self.store.settings.milvus_flush_rows
+        if not threshold or self.unflushed < threshold:
+            return False
+        self.unflushed = 0
+        try:
+            with self._guard("flush"):
+                self.client.flush(self.rows)
+        except (StateError, VectorStoreUnavailable) as exc:
+            log.warning("Milvus did not flush %s (searches scan its unsealed rows until it does): %s", self.rows, exc)
+            return False
+        return True
 
     def commit(self, generation: int, replacing: Sequence[str]) -> None:
         self.meta = {**self.meta, "watermark": generation, "replacing": sorted(set(replacing))}
