@@ -93,7 +93,35 @@ def _query_row(c: dict) -> tuple[str, str, str]:
     return ("24.3 query embedding p50 <= 15 ms (BRIGHT-length), >= 2.5x torch in the same run", text, _met(auto <= 15 and torch / auto >= 2.5))
 
 
+def collection_run() -> tuple[str, dict[str, Any]]:
+    """The newest results JSON whose collection section ran at 100,000 documents with BRIGHT-length queries
+    through the real query encoder (``--sections collection --sizes 100k``), else ("", {})."""
+    for path in sorted(RESULTS.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        run = _load(path.name)
+        col = run.get("collection") or {}
+        if col.get("size") == 100_000 and col.get("search_real_bright_queries"):
+            return path.name, run
+    return "", {}
+
+
+def _hybrid_measured(name: str, run: dict) -> tuple[str, str, str]:
+    col = run["collection"]
+    total = _get(col, "search_real_bright_queries", "total", "p50_ms")
+    parts = _get(col, "search_real_bright_queries", "parts_p50_ms", default={}) or {}
+    embed = _get(col, "bright_query_embedding", "p50_ms")
+    text = (
+        f"{total:.2f} ms measured end to end (`{name}`: 48 BRIGHT queries through the real query encoder, "
+        f"{col.get('embedding_backend')}; p95 {_get(col, 'search_real_bright_queries', 'total', 'p95_ms')}); "
+        f"of it query embedding {parts.get('embed')} ms (alone: p50 {embed}), "
+        + ", ".join(f"{k} {v}" for k, v in parts.items() if k != "embed")
+    )
+    return ("24.4 hybrid p50 at 100,000 docs incl. real query embedding <= 25 ms", text, _met(total <= 25))
+
+
 def _hybrid_row(c: dict, full: dict) -> tuple[str, str, str]:
+    name, run = collection_run()
+    if run:
+        return _hybrid_measured(name, run)
     parts = _get(full, "collection", "search_real_minilm", "parts_p50_ms", default={}) or {}
     auto = _get(c, "query_p50", "auto", "p50_ms")
     if not parts or auto is None:
@@ -108,6 +136,19 @@ def _hybrid_row(c: dict, full: dict) -> tuple[str, str, str]:
 
 
 def _chunking_row(full: dict) -> tuple[str, str, str]:
+    name, run = collection_run()
+    if run:
+        idx = run["collection"]["indexing"]
+        split = idx["split_s"]
+        non_embedding = idx["seconds"] - split["fake_embedding_s"]
+        share = split["chunking_s"] / non_embedding
+        text = (
+            f"{100 * share:.1f}% at 100,000 docs (`{name}`): chunking {split['chunking_s']} s (one Rust encode_batch "
+            f"per write batch + the windows, on the pipeline's worker thread) of {non_embedding:.1f} s non-embedding "
+            f"wall time; store writes {split['chroma_write_s']} s, catalog {split['catalog_commit_s']} s, BM25 build "
+            f"{split['bm25_build_s']} s; before issue 24: {_chunking_share(full)} (`{FULL_RUN}`)"
+        )
+        return ("24.5 chunking share of non-embedding indexing time at 100,000 docs <= 10%", text, _met(share <= 0.10))
     idx = _get(full, "collection", "indexing", default={}) or {}
     if not idx:
         return ("24.5 chunking <= 10% of non-embedding indexing", "not measured", "n/a")
@@ -119,6 +160,13 @@ def _chunking_row(full: dict) -> tuple[str, str, str]:
         "tokenization itself is the cost, so this row stays missed"
     )
     return ("24.5 chunking share of non-embedding indexing time at 100,000 docs <= 10%", text, _met(share <= 0.10))
+
+
+def _chunking_share(full: dict) -> str:
+    idx = _get(full, "collection", "indexing", default={}) or {}
+    if not idx:
+        return "not measured"
+    return f"{100 * idx['split_s']['chunking_s'] / (idx['seconds'] - idx['split_s']['fake_embedding_s']):.1f}%"
 
 
 def _recall_row(full: dict, sweep: dict) -> tuple[str, str, str]:

@@ -117,6 +117,10 @@ def _extrapolate(results: dict) -> None:
 
 
 # Over 60 lines: the sections in order, each guarded by the same selection and timing.
+# the sections the README's performance table is made of: a run without one of them leaves the table alone
+PERF_SECTIONS = frozenset({"lexical", "bm25-update", "dense", "dense-real", "write", "collection", "llm", "scaling"})
+
+
 def run_suite(p: dict, args: Any) -> int:
     from benchmarks.report import write_report
 
@@ -125,6 +129,7 @@ def run_suite(p: dict, args: Any) -> int:
     results: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
+        "sections": sorted(sections),
         "threads": args.threads,
         "plan": {k: v for k, v in p.items() if k != "llm"}
         | {"llm": {**p["llm"], "concurrencies": list(p["llm"]["concurrencies"])}},
@@ -183,7 +188,7 @@ def run_suite(p: dict, args: Any) -> int:
     json_path.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     md = write_report(results, out_dir, json_path.name)
     # a full run into benchmarks/results regenerates the README's table (not a run of a few sections)
-    if not args.quick and not args.out and "collection" in results:
+    if not args.quick and not args.out and PERF_SECTIONS <= sections:
         from benchmarks.report import targets
         from benchmarks.report_perf import update_readme
 
@@ -216,7 +221,8 @@ def report_only(json_file: str) -> int:
     path = Path(json_file)
     results = json.loads(path.read_text(encoding="utf-8"))
     md = write_report(results, path.parent, path.name)
-    if results.get("mode") == "full" and "collection" in results and update_readme(targets(results), f"benchmarks/results/{path.name}"):
+    ran = set(results.get("sections") or PERF_SECTIONS)  # older JSONs: full runs of every section
+    if results.get("mode") == "full" and PERF_SECTIONS <= ran and "collection" in results and update_readme(targets(results), f"benchmarks/results/{path.name}"):
         _log("README.md performance table regenerated")
     if "cpu-embed" in results:
         from benchmarks.report_cpu import cpu_targets
