@@ -114,6 +114,11 @@ def index_collection(col: Any, corpus: SyntheticCorpus, embedder: FakeEmbedder) 
     tokenization + the windows) runs on the pipeline's worker thread beside the store writes and catalog commits
     of the batch before: its seconds are the worker's time in ``_prepare_batch`` less the embedder's, and the
     parts can add up to more than the wall time (``other_s`` < 0 is that overlap)."""
+    import diver.index.collection as collection_module
+
+    pipelined = collection_module.run_pipelined
+    waits: list[float] = []
+    collection_module.run_pipelined = lambda *a: waits.append(pipelined(*a))  # type: ignore[assignment, func-returns-value]
     prepare = _Timed(col._prepare_batch)
     store_write = _Timed(col.store.upsert)
     store_add = _Timed(col.store.add)  # the collection writes new chunk keys with add
@@ -130,6 +135,7 @@ def index_collection(col: Any, corpus: SyntheticCorpus, embedder: FakeEmbedder) 
             bm25_s = time.perf_counter() - started
     finally:
         del col._prepare_batch, col.store.upsert, col.store.add, col.catalog.commit
+        collection_module.run_pipelined = pipelined
     total = upsert_s + bm25_s
     parts = {
         "chunking_s": prepare.seconds - embedder.seconds,
@@ -145,6 +151,9 @@ def index_collection(col: Any, corpus: SyntheticCorpus, embedder: FakeEmbedder) 
         "seconds": round(total, 2),
         "docs_per_s_without_embedding": round(report.added / (total - embedder.seconds), 1),
         "split_s": {k: round(v, 2) for k, v in parts.items()},
+        # the writer thread's waits for the worker (chunking + embedding of the next batch): what chunking adds
+        # to the wall time when it runs beside the writes
+        "waited_for_prepare_s": round(sum(waits), 2),
         "peak_rss_mb": round(rss.peak_mb, 1),
         "rss_delta_mb": round(rss.delta_mb, 1),
     }

@@ -125,24 +125,36 @@ class PreparedBatch:
     inputs: int
 
 
-def run_pipelined(plans: Iterable[T], prepare: Callable[[T], U], commit: Callable[[U], None]) -> None:
+def run_pipelined(plans: Iterable[T], prepare: Callable[[T], U], commit: Callable[[U], None]) -> float:
     """A bounded two-stage pipeline: ``prepare`` (chunking, embedding) of batch n+1 runs on one worker thread
     while ``commit`` (store write, catalog commit) of batch n runs on the calling thread. Commits happen in
     batch order on the calling thread; at most two batches are prepared ahead of the one committing.
     Iterating ``plans`` (reading, parsing, the catalog's hash check) runs on the calling thread too, before
-    the previous batch commits."""
+    the previous batch commits. Returns the seconds the calling thread waited for the worker (the time the
+    preparation, not the writes, bounds)."""
+    waited = 0.0
+
+    def ready(future: Future[U]) -> U:
+        nonlocal waited
+        started = time.perf_counter()
+        try:
+            return future.result()
+        finally:
+            waited += time.perf_counter() - started
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="diver-prepare") as pool:
         pending: Future[U] | None = None
         try:
             for plan in plans:
                 future = pool.submit(prepare, plan)
                 if pending is not None:
-                    commit(pending.result())
+                    commit(ready(pending))
                 pending = future
             if pending is not None:
                 done, pending = pending, None
-                commit(done.result())
+                commit(ready(done))
         except BaseException:
             if pending is not None:
                 pending.cancel()  # a queued batch is dropped; a running one finishes, then is discarded
             raise
+    return waited
