@@ -4,7 +4,7 @@
 Both collections are filled through the real upsert path with ``engine_bench.FakeEmbedder`` (MiniLM's
 tokenizer for chunking, real-shaped vectors, no model), so the figures are the storage and search path's:
 index rate (documents/s, embedding excluded) and hybrid search latency (p50/p95 over the same queries,
-query embedding included for both). ``python -m benchmarks.milvus_bench --docs 5000``.
+query embedding included for both). ``python -m benchmarks.milvus_bench --docs 100000`` (~10 min on 2 cores).
 
 milvus-lite is a single-process Python implementation of the Milvus protocol (for tests): its figures say
 how DIVER's Milvus path behaves, not how fast a Milvus standalone or cluster is.
@@ -102,7 +102,7 @@ def milvus_section(m: dict[str, Any] | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.milvus_bench", description=__doc__)
-    parser.add_argument("--docs", type=int, default=5000)
+    parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=50)
     args = parser.parse_args(argv)
     print(json.dumps(run(args.docs, args.queries), indent=1))
