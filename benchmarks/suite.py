@@ -116,11 +116,11 @@ def _extrapolate(results: dict) -> None:
         results["hnsw_extrapolated"] = {"target": target, **extrapolate_hnsw(measured, size, target)}
 
 
-# Over 60 lines: the sections in order, each guarded by the same selection and timing.
 # the sections the README's performance table is made of: a run without one of them leaves the table alone
 PERF_SECTIONS = frozenset({"lexical", "bm25-update", "dense", "dense-real", "write", "collection", "llm", "scaling"})
 
 
+# Over 60 lines: the sections in order, each guarded by the same selection and timing.
 def run_suite(p: dict, args: Any) -> int:
     from benchmarks.report import write_report
 

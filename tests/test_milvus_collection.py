@@ -265,3 +265,29 @@ def test_an_upsert_flushes_once_enough_rows_were_written(tmp_path, milvus_server
     assert found["each"][0] != [] and found["across"][0] == [] and found["never"][0] == []  # 3 + 3 rows < 7
     assert found["across"][1] != [] and found["never"][1] == []  # + 6 replacing rows: 12 >= 7
     assert found["each"][2] == found["across"][2] == found["never"][2] and found["never"][2]
+
+
+def test_a_refused_flush_is_a_warning_and_the_upsert_stands(tmp_path, milvus_server, prefix, caplog):
+    """Milvus rate-limits flush: a refusal after the batch committed leaves the documents written and
+    searchable, says so in a warning, and the next upsert over the threshold tries again."""
+    import pymilvus
+
+    store = milvus_store(milvus_server, prefix, milvus_flush_rows=1)
+    with Engine(make_settings(tmp_path, store=store)) as engine:
+        col = engine.collection("lib", create=True)
+        client = col.rows.client
+        calls = []
+
+        def refuse(name, **kwargs):
+            calls.append(name)
+            raise pymilvus.MilvusException(message="request is rejected by grpc RateLimiter middleware (flush)")
+
+        client._client.flush = refuse  # the server's answer under Milvus' flush rate limit
+        with caplog.at_level("WARNING", logger="diver.index.stores.milvus_rows"):
+            report = col.upsert(DOCS)
+        assert report.added == len(DOCS) and col.info().documents == len(DOCS)
+        assert {h.id for h in col.search("colouring", k=10, mode="bm25").hits} == {d.id for d in DOCS}
+        assert "did not flush" in caplog.text and "RateLimiter" in caplog.text
+        del client._client.flush
+        col.upsert([Document(id="new", text="colouring again")])
+        assert calls == [col.rows.rows] and _sealed_files(milvus_server, col.rows.rows)
